@@ -1,0 +1,73 @@
+"""One settings object, read from ``REELSCRIBE_*`` environment variables and ``.env``.
+
+Nothing is read at import time: call :func:`get_settings` (cached) or build a
+:class:`Settings` yourself (tests do, with explicit values).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reelscribe"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REELSCRIBE_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # --- ASR ------------------------------------------------------------------
+    model: str = Field("base", description="Whisper model: a directory, a packaged name or a hub name.")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
+    compute_type: str = Field(
+        "default", description="CTranslate2 compute type; 'default' = int8 on CPU, float16 on GPU."
+    )
+    cpu_threads: int = Field(0, ge=0, description="CPU threads for ASR; 0 = all cores.")
+    batch_size: int = Field(8, ge=1, description="Batch size of the batched (VAD) pipeline.")
+    batched_min_duration: float = Field(
+        60.0, ge=0, description="Audio at least this long (s) uses batched inference with VAD."
+    )
+    models_dir: Path = Field(
+        default_factory=lambda: _default_cache_root() / "models",
+        description="Where packaged models are assembled and hub models downloaded.",
+    )
+
+    # --- fetching ---------------------------------------------------------------
+    cache_dir: Path = Field(
+        default_factory=lambda: _default_cache_root() / "downloads",
+        description="Download cache directory.",
+    )
+    cache_max_bytes: int = Field(
+        5 * 1024**3, ge=0, description="Download cache size cap (LRU eviction); 0 disables it."
+    )
+    max_download_bytes: int = Field(
+        4 * 1024**3, gt=0, description="Largest source that is downloaded."
+    )
+    max_duration: float = Field(
+        4 * 3600.0, gt=0, description="Longest source duration accepted (seconds)."
+    )
+    http_timeout: float = Field(30.0, gt=0, description="Network timeout per read (seconds).")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs or host names exempt from the SSRF guard (e.g. 127.0.0.1/32).",
+    )
+    ytdlp_cookies: SecretStr | None = Field(
+        None, description="Netscape cookie file content for yt-dlp (never logged)."
+    )
+    ytdlp_cookies_file: Path | None = Field(None, description="Netscape cookie file for yt-dlp.")
+
+    # --- output -----------------------------------------------------------------
+    output_dir: Path = Field(Path("reelscribe-output"), description="Default CLI output folder.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

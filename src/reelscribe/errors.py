@@ -1,0 +1,98 @@
+"""The one exception tree of reelscribe.
+
+Every error carries a machine-readable ``code`` and says whose fault it is, so the
+edges (CLI, HTTP API, worker) can decide what to do without knowing the details::
+
+    ReelscribeError                      code="internal"
+    ├── UserError                        the input is at fault: fail at once, never retry (HTTP 4xx)
+    │   ├── InvalidInputError            bad option, bad time range            "invalid_input"
+    │   ├── SourceError                  the source cannot be used             "source_error"
+    │   │   ├── UnsupportedSourceError   scheme or kind we do not handle       "unsupported_source"
+    │   │   ├── BlockedURLError          SSRF guard refused the target         "blocked_url"
+    │   │   ├── SourceNotFoundError      404, missing file, removed video      "source_not_found"
+    │   │   ├── SourceTooLargeError      over the size or duration limit       "source_too_large"
+    │   │   └── AuthRequiredError        login, bot check or 403: needs cookies "auth_required"
+    │   ├── MediaError                   corrupt media, no usable stream       "media_error"
+    │   └── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    ├── TransientError                   may succeed later: retry with backoff
+    │   └── NetworkError                 timeouts, connection resets, 5xx     "network_error"
+    └── ProcessingError                  a tool failed on valid input (ffmpeg, ASR) "processing_error"
+
+Third-party exceptions are translated at the boundary (``raise ... from exc``) so
+callers only ever catch :class:`ReelscribeError`.
+"""
+
+from __future__ import annotations
+
+
+class ReelscribeError(Exception):
+    """Root of every error reelscribe raises on purpose."""
+
+    code: str = "internal"
+    #: The caller's input is at fault; retrying cannot help.
+    user_fault: bool = False
+    #: Trying again later may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserError(ReelscribeError):
+    code = "invalid_input"
+    user_fault = True
+
+
+class InvalidInputError(UserError):
+    code = "invalid_input"
+
+
+class SourceError(UserError):
+    code = "source_error"
+
+
+class UnsupportedSourceError(SourceError):
+    code = "unsupported_source"
+
+
+class BlockedURLError(SourceError):
+    code = "blocked_url"
+
+
+class SourceNotFoundError(SourceError):
+    code = "source_not_found"
+
+
+class SourceTooLargeError(SourceError):
+    code = "source_too_large"
+
+
+class AuthRequiredError(SourceError):
+    code = "auth_required"
+
+
+class MediaError(UserError):
+    code = "media_error"
+
+
+class ModelUnavailableError(UserError):
+    code = "model_unavailable"
+
+
+class TransientError(ReelscribeError):
+    code = "transient"
+    retryable = True
+
+
+class NetworkError(TransientError):
+    code = "network_error"
+
+
+class ProcessingError(ReelscribeError):
+    code = "processing_error"
