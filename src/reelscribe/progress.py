@@ -49,5 +49,5 @@ def report(callback: ProgressCallback | None, stage: str, fraction: float | None
     if callback is None:
         return
     if fraction is not None:
-        fraction = min(1.0, max(0.0, fraction))
-    callback(Progress(stage=stage, fraction=fraction, message=message, eta=eta))
+        fraction = min(1.0, max(0.0, float(fraction)))
+    callback(Progress(stage, fraction, message, None if eta is None else float(eta)))
