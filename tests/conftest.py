@@ -69,3 +69,36 @@ def sample_audio_only(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_video_only(media_dir: Path) -> Path:
     return make_media(media_dir / "sample_video.mp4", duration=6.0, audio=False)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the packaged model is assembled for this test session."""
+    configured = os.environ.get("REELSCRIBE_MODELS_DIR")
+    return Path(configured) if configured else tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def engine_options(models_dir: Path):  # type: ignore[no-untyped-def]
+    from reelscribe.asr.engine import EngineOptions
+
+    return EngineOptions(model="base", models_dir=models_dir)
+
+
+def decode_channel(path: Path, channel: int | None = None) -> "np.ndarray":  # noqa: F821
+    """16 kHz mono float32 samples of a file (one channel of it when asked)."""
+    import numpy as np
+
+    pan = [] if channel is None else ["-af", f"pan=mono|c0=c{channel}"]
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), *pan,
+         "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"],
+        check=True, capture_output=True,
+    ).stdout
+    return np.frombuffer(out, np.float32)
+
+
+def normalise_words(text: str) -> list[str]:
+    import re
+
+    return re.sub(r"[^\w']+", " ", text.lower()).split()

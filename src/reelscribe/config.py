@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     )
 
     # --- ASR ------------------------------------------------------------------
-    model: str = Field("base", description="Whisper model: a directory, a packaged name or a hub name.")
+    model: str = Field(
+        "base", description="Whisper model: a directory, a packaged name or a hub name."
+    )
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
     compute_type: str = Field(
         "default", description="CTranslate2 compute type; 'default' = int8 on CPU, float16 on GPU."

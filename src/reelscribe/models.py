@@ -57,9 +57,7 @@ class TimeRange:
         if self.start < 0:
             raise InvalidInputError("start must be >= 0")
         if self.end is not None and self.end <= self.start:
-            raise InvalidInputError(
-                f"end ({self.end:g}s) must be after start ({self.start:g}s)"
-            )
+            raise InvalidInputError(f"end ({self.end:g}s) must be after start ({self.start:g}s)")
 
     @classmethod
     def parse(cls, start: str | float | None, end: str | float | None) -> TimeRange | None:

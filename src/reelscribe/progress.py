@@ -43,8 +43,13 @@ class EtaTracker:
         return max(0.0, elapsed * (1.0 - fraction) / fraction)
 
 
-def report(callback: ProgressCallback | None, stage: str, fraction: float | None,
-           message: str = "", eta: float | None = None) -> None:
+def report(
+    callback: ProgressCallback | None,
+    stage: str,
+    fraction: float | None,
+    message: str = "",
+    eta: float | None = None,
+) -> None:
     """Calls ``callback`` if there is one, clamping ``fraction`` into [0, 1]."""
     if callback is None:
         return

@@ -170,9 +170,7 @@ def resolve(name: str, models_dir: Path) -> ResolvedModel:
     if name in HUB_MODELS or "/" in name:
         return ResolvedModel(name=name, source="hub", path=name)
     known = ", ".join(sorted(set(PACKAGED_MODELS) | set(HUB_MODELS)))
-    raise ModelUnavailableError(
-        f"unknown model {name!r}: give a model directory or one of {known}"
-    )
+    raise ModelUnavailableError(f"unknown model {name!r}: give a model directory or one of {known}")
 
 
 def unavailable_hint(name: str) -> str:

@@ -76,8 +76,9 @@ def load_model(options: EngineOptions) -> LoadedModel:
     return loaded
 
 
-def _load(resolved: ResolvedModel, device: str, compute_type: str, cpu_threads: int,
-          models_dir: Path) -> LoadedModel:
+def _load(
+    resolved: ResolvedModel, device: str, compute_type: str, cpu_threads: int, models_dir: Path
+) -> LoadedModel:
     from faster_whisper import WhisperModel
 
     kwargs: dict[str, Any] = {

@@ -22,18 +22,13 @@ How a transcript becomes cues, in three steps:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.lines import LineFill, layout_lines
-from reelscribe.formats.tokens import Token, char_count, tokenize
+from reelscribe.formats.tokens import CLAUSE_END, SENTENCE_END, Token, char_count, tokenize
 from reelscribe.models import Transcript
-
-_CLOSERS = "\"'”’»)]"
-_SENTENCE_END = re.compile(rf"[.!?…。！？][{_CLOSERS}]*$")
-_CLAUSE_END = re.compile(rf"[,;:—–、，；：][{_CLOSERS}]*$")
 
 # Costs of the split search, in arbitrary units; only their order matters much.
 _CUE_COST = 2.0  # per cue: prefer fewer, fuller cues
@@ -151,9 +146,9 @@ def _cue_cost(
 
 
 def _break_cost(last: Token, nxt: Token, opts: CueOptions) -> float:
-    if _SENTENCE_END.search(last.text):
+    if SENTENCE_END.search(last.text):
         return 0.0
-    if _CLAUSE_END.search(last.text):
+    if CLAUSE_END.search(last.text):
         return _CLAUSE_BREAK
     pause = max(0.0, nxt.start - last.end)
     return _PLAIN_BREAK - _PAUSE_RELIEF * min(1.0, pause / opts.pause_split)
@@ -168,7 +163,9 @@ def _timed(groups: Sequence[Sequence[Token]], duration: float, opts: CueOptions)
         if starts and start <= starts[-1]:
             start = starts[-1] + 1  # garbled word times: keep cues strictly ordered
         starts.append(start)
-    gap_ms, min_ms, max_ms = (round(v * 1000) for v in (opts.gap, opts.min_duration, opts.max_duration))
+    gap_ms, min_ms, max_ms = (
+        round(v * 1000) for v in (opts.gap, opts.min_duration, opts.max_duration)
+    )
     cues: list[Cue] = []
     for k, group in enumerate(groups):
         start = starts[k]

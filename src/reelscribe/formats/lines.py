@@ -6,12 +6,10 @@ Words are never split. A word longer than a line stands alone on its line.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
-from reelscribe.formats.tokens import Token, join_tokens
+from reelscribe.formats.tokens import CLAUSE_END, SENTENCE_END, Token, join_tokens
 
-_PUNCTUATED = re.compile(r"[.!?…。！？,;:—–、，；：][\"'”’»)\]]*$")
 # A line break after punctuation is worth this much imbalance (in squared
 # characters: 50 ≈ lines differing by 10 characters), so a two-line cue breaks at
 # the comma when that is not far from the middle.
@@ -73,7 +71,7 @@ def layout_lines(tokens: Sequence[Token], max_chars: int) -> tuple[str, ...]:
                 if best[k - 1][i] == math.inf:
                     continue
                 cost = best[k - 1][i] + width * width
-                if j < n and _PUNCTUATED.search(tokens[j - 1].text):
+                if j < n and _punctuated(tokens[j - 1].text):
                     cost -= _PUNCT_BONUS
                 if cost < best[k][j]:
                     best[k][j], back[k][j] = cost, i
@@ -84,3 +82,7 @@ def layout_lines(tokens: Sequence[Token], max_chars: int) -> tuple[str, ...]:
         lines.append(join_tokens(tokens[i:j]))
         j = i
     return tuple(reversed(lines))
+
+
+def _punctuated(text: str) -> bool:
+    return bool(SENTENCE_END.search(text) or CLAUSE_END.search(text))

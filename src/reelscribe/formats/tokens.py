@@ -8,6 +8,7 @@ word timings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,12 @@ from reelscribe.models import Segment, Transcript
 #: Languages written without spaces between words; their word texts are joined
 #: as they are when the words carry no whitespace of their own.
 _UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue", "bo"})
+
+# Punctuation that ends a sentence or a clause, possibly followed by closing
+# quotes or brackets ("done." / "done.)" / 'he said,"').
+_CLOSERS = r"[\"'”’»)\]]*"
+SENTENCE_END = re.compile(rf"[.!?…。！？]{_CLOSERS}$")
+CLAUSE_END = re.compile(rf"[,;:—–、，；：]{_CLOSERS}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,19 @@ reads in paragraphs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from reelscribe.formats.tokens import is_unspaced, join_tokens, normalize, segment_tokens
+from reelscribe.formats.tokens import (
+    SENTENCE_END,
+    is_unspaced,
+    join_tokens,
+    normalize,
+    segment_tokens,
+)
 from reelscribe.models import Segment, Transcript
 
 PARAGRAPH_PAUSE = 2.0  # seconds of silence that start a new paragraph
 PARAGRAPH_CHARS = 600  # past this, the next sentence end starts a new paragraph
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ def paragraphs(transcript: Transcript) -> list[Paragraph]:
             last = merged[-1]
             same_turn = piece.speaker == last.speaker
             close = piece.start - last.end < PARAGRAPH_PAUSE
-            long_done = len(last.text) >= PARAGRAPH_CHARS and _SENTENCE_END.search(last.text)
+            long_done = len(last.text) >= PARAGRAPH_CHARS and SENTENCE_END.search(last.text)
             if same_turn and close and not long_done:
                 text = f"{last.text} {piece.text}"
                 merged[-1] = Paragraph(last.speaker, last.start, piece.end, text)

@@ -3,17 +3,27 @@
 The system ``ffmpeg`` is used when it is on PATH; otherwise the static build shipped
 inside the ``imageio-ffmpeg`` wheel, so a pip-only install works. No ffprobe is
 needed anywhere (probing uses PyAV).
+
+Every ffmpeg process goes through :func:`run_ffmpeg` (or :func:`ffmpeg_output` when
+its stdout is the product), so failures always surface the same way: a
+:class:`~reelscribe.errors.ProcessingError` carrying stderr's last line.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from typing import IO
 
 from reelscribe.errors import ProcessingError
+
+#: Called with the fraction (0–1) of one ffmpeg run that is done.
+FractionCallback = Callable[[float], None]
 
 
 @lru_cache(maxsize=1)
@@ -32,15 +42,87 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def run_ffmpeg(args: Sequence[str], *, what: str = "ffmpeg") -> None:
+def _argv(args: Sequence[str]) -> list[str]:
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+
+
+def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    what: str = "ffmpeg",
+    duration: float | None = None,
+    on_progress: FractionCallback | None = None,
+) -> None:
     """Runs ``ffmpeg -hide_banner -nostdin <args>``; a failure raises ProcessingError
-    carrying the last line of stderr."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    carrying the last line of stderr.
+
+    With ``on_progress`` and the expected output ``duration`` (seconds), ffmpeg's
+    ``-progress pipe:1`` reports are turned into fractions as the run goes.
+    """
+    if on_progress is None or not duration or duration <= 0:
+        done = subprocess.run(_argv(args), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ProcessingError(f"{what} failed: {last_line(done.stderr)}")
+        return
+    argv = _argv(["-progress", "pipe:1", "-nostats", *args])
+    # stderr goes to a file, not a pipe: reading stdout line by line while a full
+    # stderr pipe blocks ffmpeg would deadlock.
+    with tempfile.TemporaryFile(mode="w+b") as err:
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err) as proc:
+            assert proc.stdout is not None
+            for fraction in parse_progress(proc.stdout, duration):
+                on_progress(fraction)
+            returncode = proc.wait()
+        if returncode != 0:
+            err.seek(0)
+            raise ProcessingError(
+                f"{what} failed: {last_line(err.read().decode('utf-8', 'replace'))}"
+            )
+
+
+def ffmpeg_output(args: Sequence[str], *, what: str = "ffmpeg") -> bytes:
+    """Runs ffmpeg and returns what it wrote to stdout (e.g. ``-f f32le pipe:1``)."""
+    proc = subprocess.run(_argv(args), capture_output=True, check=False)
     if proc.returncode != 0:
-        raise ProcessingError(f"{what} failed: {last_line(proc.stderr)}")
+        raise ProcessingError(f"{what} failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
+    return proc.stdout
+
+
+def parse_progress(stream: IO[bytes], duration: float) -> Iterator[float]:
+    """Yields the fraction done from ffmpeg's ``-progress`` key=value blocks.
+
+    Each block ends with ``progress=continue`` (or ``progress=end``, which yields 1.0);
+    ``out_time_us`` is the output position in microseconds, ``N/A`` before the first
+    frame.
+    """
+    position = 0.0
+    for raw in stream:
+        key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+        if key == "out_time_us":
+            try:
+                position = max(position, int(value) / 1e6)
+            except ValueError:
+                continue
+        elif key == "progress":
+            yield 1.0 if value == "end" else min(1.0, position / duration)
 
 
 def last_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else "no error output"
+
+
+def seconds_arg(seconds: float, *, rounding: str = "nearest") -> str:
+    """Formats seconds for ``-ss``/``-t`` with microsecond precision (ffmpeg's own).
+
+    ``rounding="up"``/``"down"`` matter when the value is a frame's timestamp: a
+    seek must not land a fraction of a microsecond before (or after) that frame.
+    """
+    micros = seconds * 1e6
+    if rounding == "up":
+        value = math.ceil(micros - 1e-3)
+    elif rounding == "down":
+        value = math.floor(micros + 1e-3)
+    else:
+        value = round(micros)
+    return f"{value / 1e6:.6f}"

@@ -54,8 +54,12 @@ class TranscribeOptions:
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):
             raise InvalidInputError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
-        if self.language is not None and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", self.language):
-            raise InvalidInputError(f"invalid language code {self.language!r} (use e.g. 'en', 'de')")
+        if self.language is not None and not re.fullmatch(
+            r"[a-z]{2,3}(-[A-Za-z]+)?", self.language
+        ):
+            raise InvalidInputError(
+                f"invalid language code {self.language!r} (use e.g. 'en', 'de')"
+            )
 
 
 def transcribe(
@@ -77,8 +81,10 @@ def transcribe(
     loaded = model or load_model(options.engine)
     report(progress, STAGE, 0.0, f"model {loaded.info.name} on {loaded.info.device}")
 
-    batched = options.batched if options.batched is not None else (
-        duration >= options.batched_min_duration
+    batched = (
+        options.batched
+        if options.batched is not None
+        else (duration >= options.batched_min_duration)
     )
     multilingual = bool(getattr(loaded.whisper.model, "is_multilingual", True))
     if not multilingual and options.language not in (None, "en"):
@@ -88,8 +94,9 @@ def transcribe(
     try:
         raw_segments, info = _run(loaded, samples, options, batched)
         speech = _speech_spans(samples) if options.vad and not batched else None
-        segments, dropped = _convert(raw_segments, options, duration, speech, progress,
-                                     resegment=batched)
+        segments, dropped = _convert(
+            raw_segments, options, duration, speech, progress, resegment=batched
+        )
     except (RuntimeError, ValueError) as exc:
         raise ProcessingError(f"transcription failed: {exc}") from exc
 
@@ -122,8 +129,9 @@ def _as_samples(audio: Audio | Path) -> Audio:
     return audio.astype(np.float32, copy=False)
 
 
-def _run(loaded: LoadedModel, samples: Audio, options: TranscribeOptions,
-         batched: bool) -> tuple[Iterable[Any], Any]:
+def _run(
+    loaded: LoadedModel, samples: Audio, options: TranscribeOptions, batched: bool
+) -> tuple[Iterable[Any], Any]:
     common: dict[str, Any] = {
         "language": options.language,
         "task": options.task,
@@ -174,12 +182,19 @@ def _overlap(start: float, end: float, spans: list[tuple[float, float]]) -> floa
     return sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
 
 
-def _flags(raw: Any, options: TranscribeOptions, previous: str | None,
-           speech: list[tuple[float, float]] | None) -> list[str]:
+def _flags(
+    raw: Any,
+    options: TranscribeOptions,
+    previous: str | None,
+    speech: list[tuple[float, float]] | None,
+) -> list[str]:
     flags: list[str] = []
     if raw.compression_ratio > options.compression_ratio_threshold:
         flags.append("high_compression_ratio")
-    if raw.no_speech_prob > options.no_speech_threshold and raw.avg_logprob < options.log_prob_threshold:
+    if (
+        raw.no_speech_prob > options.no_speech_threshold
+        and raw.avg_logprob < options.log_prob_threshold
+    ):
         flags.append("no_speech")
     text = _normalise(raw.text)
     if not text:
@@ -198,10 +213,15 @@ def _flags(raw: Any, options: TranscribeOptions, previous: str | None,
 _DROP = frozenset({"high_compression_ratio", "no_speech", "empty", "repetition", "outside_speech"})
 
 
-def _convert(raw_segments: Iterable[Any], options: TranscribeOptions, duration: float,
-             speech: list[tuple[float, float]] | None,
-             progress: ProgressCallback | None, *,
-             resegment: bool = False) -> tuple[list[Segment], int]:
+def _convert(
+    raw_segments: Iterable[Any],
+    options: TranscribeOptions,
+    duration: float,
+    speech: list[tuple[float, float]] | None,
+    progress: ProgressCallback | None,
+    *,
+    resegment: bool = False,
+) -> tuple[list[Segment], int]:
     eta = EtaTracker()
     segments: list[Segment] = []
     dropped = 0
@@ -220,17 +240,19 @@ def _convert(raw_segments: Iterable[Any], options: TranscribeOptions, duration: 
         pieces = _split_at_sentences(words) if resegment and words else [words]
         for piece in pieces:
             timed = bool(piece) and not all(w.interpolated for w in piece)
-            segments.append(Segment(
-                id=len(segments),
-                start=piece[0].start if timed else start,
-                end=piece[-1].end if timed else end,
-                text=_join(piece) if len(pieces) > 1 else raw.text.strip(),
-                words=piece,
-                avg_logprob=float(raw.avg_logprob),
-                compression_ratio=float(raw.compression_ratio),
-                no_speech_prob=float(raw.no_speech_prob),
-                flags=tuple(flags),
-            ))
+            segments.append(
+                Segment(
+                    id=len(segments),
+                    start=piece[0].start if timed else start,
+                    end=piece[-1].end if timed else end,
+                    text=_join(piece) if len(pieces) > 1 else raw.text.strip(),
+                    words=piece,
+                    avg_logprob=float(raw.avg_logprob),
+                    compression_ratio=float(raw.compression_ratio),
+                    no_speech_prob=float(raw.no_speech_prob),
+                    flags=tuple(flags),
+                )
+            )
     return segments, dropped
 
 
@@ -241,8 +263,9 @@ def _join(words: tuple[Word, ...]) -> str:
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
-def _split_at_sentences(words: tuple[Word, ...], *, pause: float = 1.0,
-                        max_duration: float = 12.0) -> list[tuple[Word, ...]]:
+def _split_at_sentences(
+    words: tuple[Word, ...], *, pause: float = 1.0, max_duration: float = 12.0
+) -> list[tuple[Word, ...]]:
     """Splits a ~30 s batched chunk into sentence-sized segments using word timings:
     after sentence-final punctuation, at a long pause, or at a comma once a piece is
     getting long."""
@@ -255,10 +278,12 @@ def _split_at_sentences(words: tuple[Word, ...], *, pause: float = 1.0,
             break
         length = word.end - current[0].start
         text = word.text.rstrip()
-        if (text.endswith(_SENTENCE_END)
-                or nxt.start - word.end >= pause
-                or (length >= max_duration / 2 and text.endswith((",", ";", ":")))
-                or length >= max_duration):
+        if (
+            text.endswith(_SENTENCE_END)
+            or nxt.start - word.end >= pause
+            or (length >= max_duration / 2 and text.endswith((",", ";", ":")))
+            or length >= max_duration
+        ):
             pieces.append(tuple(current))
             current = []
     if current:
@@ -288,11 +313,13 @@ def _words(raw_words: list[Any] | None, start: float, end: float, text: str) -> 
         w_start = min(max(float(w.start), start), end)
         w_end = min(max(float(w.end), w_start), end)
         clamped = (w_start, w_end) != (float(w.start), float(w.end))
-        words.append(Word(
-            start=w_start,
-            end=w_end,
-            text=str(w.word),
-            probability=float(w.probability),
-            interpolated=clamped or w_end <= w_start,
-        ))
+        words.append(
+            Word(
+                start=w_start,
+                end=w_end,
+                text=str(w.word),
+                probability=float(w.probability),
+                interpolated=clamped or w_end <= w_start,
+            )
+        )
     return tuple(words)

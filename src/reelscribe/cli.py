@@ -1,0 +1,410 @@
+"""The ``reelscribe`` command line: a thin edge over :mod:`reelscribe.pipeline.runner`.
+
+Progress goes to stderr, results to stdout (``--json`` for scripts). Any error ends
+the process with one readable line and a non-zero exit code: 2 for bad input (the
+user's fault), 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from reelscribe import __version__
+from reelscribe.asr.engine import EngineOptions
+from reelscribe.config import Settings, get_settings
+from reelscribe.console import ProgressDisplay
+from reelscribe.errors import InvalidInputError, ReelscribeError
+from reelscribe.formats import RenderOptions, parse_formats
+from reelscribe.models import TimeRange
+from reelscribe.pipeline.clip import ClipMode
+from reelscribe.pipeline.fetch import FetchOptions
+from reelscribe.pipeline.runner import PipelineRequest, PipelineResult, run
+from reelscribe.pipeline.transcribe import TranscribeOptions
+
+app = typer.Typer(
+    name="reelscribe",
+    help="Fetch, clip, transcribe and subtitle media.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Task(StrEnum):
+    transcribe = "transcribe"
+    translate = "translate"
+
+
+class Subtitles(StrEnum):
+    none = "none"
+    sidecar = "sidecar"
+    burn = "burn"
+
+
+SourceArg = Annotated[str, typer.Argument(help="A file path, an http(s) URL or a yt-dlp URL.")]
+StartOpt = Annotated[str | None, typer.Option(help="Start: seconds or HH:MM:SS.mmm.")]
+EndOpt = Annotated[str | None, typer.Option(help="End: seconds or HH:MM:SS.mmm.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+CookiesOpt = Annotated[
+    Path | None, typer.Option("--cookies", help="Netscape cookie file for yt-dlp.")
+]
+ModeOpt = Annotated[
+    ClipMode,
+    typer.Option(
+        "--clip-mode",
+        "--mode",
+        help="fast: stream copy from the keyframe at or before start; exact: frame-accurate.",
+    ),
+]
+
+
+def _engine(settings: Settings, model: str | None) -> EngineOptions:
+    return EngineOptions(
+        model=model or settings.model,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        models_dir=settings.models_dir,
+    )
+
+
+def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
+    options = FetchOptions.from_settings(settings)
+    if cookies is not None:
+        if not cookies.is_file():
+            raise InvalidInputError(f"cookie file {cookies} does not exist")
+        from dataclasses import replace
+
+        options = replace(options, cookies_file=cookies)
+    return options
+
+
+def _execute(
+    request: PipelineRequest, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
+) -> PipelineResult:
+    out_dir = out or settings.output_dir
+    with (
+        tempfile.TemporaryDirectory(prefix="reelscribe-") as work,
+        ProgressDisplay(enabled=not quiet) as display,
+    ):
+        result = run(request, out_dir, Path(work), display)
+    _print_result(result, as_json=as_json)
+    return result
+
+
+def _print_result(result: PipelineResult, *, as_json: bool) -> None:
+    if as_json:
+        payload: dict[str, Any] = {
+            "outputs": {k: str(v) for k, v in result.outputs.items()},
+            "source": result.fetched.source,
+            "start": result.start,
+            "end": result.end,
+            "media": {
+                "duration": result.media.duration,
+                "format": result.media.format_name,
+                "has_video": result.media.has_video,
+                "has_audio": result.media.has_audio,
+            },
+            "timings": result.timings,
+        }
+        if result.transcript is not None:
+            t = result.transcript
+            payload["transcript"] = {
+                "language": t.language,
+                "duration": t.duration,
+                "segments": len(t.segments),
+                "dropped_segments": t.dropped_segments,
+                "text": t.text,
+                "model": asdict(t.model),
+            }
+        if result.clip is not None:
+            c = result.clip
+            payload["clip"] = {
+                "start": c.start,
+                "end": c.end,
+                "duration": c.duration,
+                "method": c.method,
+                "encoder": c.encoder,
+            }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    for kind, path in result.outputs.items():
+        typer.echo(f"{kind}\t{path}")
+
+
+@app.command()
+def transcribe(
+    source: SourceArg,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",  # noqa: A002 - the CLI's word
+            help="Comma-separated: srt,vtt,txt,json,md,ass.",
+        ),
+    ] = "srt",
+    out: OutOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model name or directory.")] = None,
+    language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
+    task: Annotated[
+        Task, typer.Option(help="transcribe, or translate into English.")
+    ] = Task.transcribe,
+    clip_mode: ModeOpt = ClipMode.FAST,
+    burn_in: Annotated[
+        bool, typer.Option("--burn-in", help="Also write the clip with subtitles burned in.")
+    ] = False,
+    clip_out: Annotated[bool, typer.Option("--clip", help="Also write the cut media.")] = False,
+    initial_prompt: Annotated[str | None, typer.Option(help="Text to prime the model.")] = None,
+    hotwords: Annotated[str | None, typer.Option(help="Words to favour (names, jargon).")] = None,
+    words_in_md: Annotated[
+        bool, typer.Option("--words", help="Word-level section in Markdown.")
+    ] = False,
+    cookies: CookiesOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Transcribe a file or URL (optionally a range) into subtitles and transcripts."""
+    settings = get_settings()
+    request = PipelineRequest(
+        source=source,
+        time_range=TimeRange.parse(start, end),
+        formats=parse_formats(format),
+        clip_output=clip_out,
+        burn_output=burn_in,
+        clip_mode=clip_mode,
+        fetch=_fetch(settings, cookies),
+        transcribe=TranscribeOptions(
+            engine=_engine(settings, model),
+            language=language,
+            task=task.value,
+            initial_prompt=initial_prompt,
+            hotwords=hotwords,
+            batch_size=settings.batch_size,
+            batched_min_duration=settings.batched_min_duration,
+        ),
+        render=RenderOptions(words_in_markdown=words_in_md),
+        max_duration=settings.max_duration,
+    )
+    _execute(request, out, settings, as_json=as_json, quiet=quiet)
+
+
+@app.command()
+def clip(
+    source: SourceArg,
+    start: Annotated[str, typer.Option(help="Start: seconds or HH:MM:SS.mmm.")],
+    end: Annotated[str, typer.Option(help="End: seconds or HH:MM:SS.mmm.")],
+    mode: ModeOpt = ClipMode.FAST,
+    subtitles: Annotated[
+        Subtitles,
+        typer.Option(help="none; sidecar: also write SRT/VTT; burn: burn them into the clip."),
+    ] = Subtitles.none,
+    model: Annotated[str | None, typer.Option(help="Model for the subtitles.")] = None,
+    language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
+    out: OutOpt = None,
+    cookies: CookiesOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cut a section of a file or URL, optionally with subtitles."""
+    settings = get_settings()
+    burn = subtitles is Subtitles.burn
+    request = PipelineRequest(
+        source=source,
+        time_range=TimeRange.parse(start, end),
+        formats=("srt", "vtt") if subtitles is Subtitles.sidecar else (),
+        clip_output=not burn,
+        burn_output=burn,
+        clip_mode=mode,
+        fetch=_fetch(settings, cookies),
+        transcribe=TranscribeOptions(
+            engine=_engine(settings, model),
+            language=language,
+            batch_size=settings.batch_size,
+            batched_min_duration=settings.batched_min_duration,
+        ),
+        max_duration=settings.max_duration,
+    )
+    _execute(request, out, settings, as_json=as_json, quiet=quiet)
+
+
+@app.command()
+def probe(
+    source: Annotated[str, typer.Argument(help="A media file path.")],
+    keyframes: Annotated[bool, typer.Option(help="Also list keyframe times.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a media file's duration, streams and codecs."""
+    from reelscribe.pipeline.probe import probe as probe_media
+
+    info = probe_media(Path(source), keyframes=keyframes)
+    if as_json:
+        data = asdict(info)
+        data["path"] = str(info.path)
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"{info.path}: {info.format_name}, {info.duration:.3f} s, {info.size} bytes")
+    for s in info.streams:
+        if s.kind == "video":
+            detail = f"{s.width}x{s.height} {s.fps or 0:.3f} fps {s.pix_fmt or ''}"
+            if s.rotation:
+                detail += f" rotated {s.rotation}°"
+        elif s.kind == "audio":
+            detail = f"{s.sample_rate} Hz {s.channels} ch"
+        else:
+            detail = ""
+        typer.echo(f"  #{s.index} {s.kind} {s.codec} {detail}".rstrip())
+    if keyframes:
+        typer.echo("  keyframes: " + " ".join(f"{k:.3f}" for k in info.keyframes))
+
+
+@app.command()
+def models(
+    verify: Annotated[bool, typer.Option(help="Assemble packaged models and check sha256.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the Whisper models that can be used and check packaged ones."""
+    from reelscribe.asr.catalog import HUB_MODELS, PACKAGED_MODELS, assemble
+
+    settings = get_settings()
+    rows: list[dict[str, Any]] = []
+    for name, packaged in PACKAGED_MODELS.items():
+        row: dict[str, Any] = {
+            "name": name,
+            "source": "packaged",
+            "installed": packaged.installed(),
+            "sha256": packaged.sha256,
+        }
+        if packaged.installed() and verify:
+            try:
+                row["path"] = str(assemble(packaged, settings.models_dir))
+                row["verified"] = True
+            except ReelscribeError as exc:
+                row["verified"] = False
+                row["error"] = str(exc)
+        elif not packaged.installed():
+            row["hint"] = "pip install 'reelscribe[offline-models]'"
+        rows.append(row)
+    hub_dir = settings.models_dir / "hub"
+    for name in HUB_MODELS:
+        cached = any(hub_dir.glob(f"models--*faster-whisper-{name}")) if hub_dir.is_dir() else False
+        rows.append(
+            {
+                "name": name,
+                "source": "hub",
+                "cached": cached,
+                "hint": None if cached else "downloads from the Hugging Face hub on first use",
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        if row["source"] == "packaged":
+            state = (
+                "verified"
+                if row.get("verified")
+                else ("FAILED: " + row["error"])
+                if "error" in row
+                else "installed"
+                if row["installed"]
+                else "not installed: " + row["hint"]
+            )
+            typer.echo(f"{row['name']:<18} packaged  {state}")
+        else:
+            typer.echo(f"{row['name']:<18} hub       {'cached' if row['cached'] else 'download'}")
+    if any(r.get("verified") is False for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate a short sample video, then transcribe it and cut a subtitled clip."""
+    from reelscribe.demo import make_sample
+
+    settings = get_settings()
+    out_dir = out or settings.output_dir / "demo"
+    sample = make_sample(out_dir / "sample.mp4")
+    typer.echo(f"sample\t{sample}", err=True)
+    request = PipelineRequest(
+        source=str(sample),
+        time_range=TimeRange(1.0, None),
+        formats=("srt", "vtt", "txt", "json", "md"),
+        clip_output=True,
+        burn_output=True,
+        clip_mode=ClipMode.EXACT,
+        fetch=FetchOptions.from_settings(settings),
+        transcribe=TranscribeOptions(engine=_engine(settings, None)),
+        max_duration=settings.max_duration,
+    )
+    _execute(request, out_dir, settings, as_json=False, quiet=quiet)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reelscribe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and turns every failure into one line on stderr."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="reelscribe", standalone_mode=False)
+    except ReelscribeError as exc:
+        print(f"reelscribe: error: {exc}", file=sys.stderr)
+        return 2 if exc.user_fault else 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        print("reelscribe: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        print(f"reelscribe: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reelscribe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("REELSCRIBE_DEBUG"):
+            raise
+        print(
+            f"reelscribe: internal error: {type(exc).__name__}: {exc} "
+            "(set REELSCRIBE_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

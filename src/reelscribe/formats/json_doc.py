@@ -1,0 +1,229 @@
+"""The JSON transcript document: a versioned, documented schema (docs/json-schema.md).
+
+The document's shape is declared once, as the TypedDicts below; they type the
+writer, validate the reader (through pydantic) and generate the JSON Schema, so
+the three cannot drift apart. ``version`` changes only when a field is removed,
+renamed or changes meaning; new fields may be added within a version, so readers
+should ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+from reelscribe.errors import InvalidInputError
+from reelscribe.formats.options import RenderOptions
+from reelscribe.models import ModelInfo, Segment, Transcript, Word
+
+SCHEMA_NAME = "reelscribe.transcript"
+SCHEMA_VERSION = 1
+
+Seconds = Annotated[float, Field(ge=0, description="Seconds from the start of the clip.")]
+
+
+class WordDoc(TypedDict):
+    """One word with its timing."""
+
+    start: Seconds
+    end: Seconds
+    text: Annotated[str, Field(description="As the model wrote it, leading space included.")]
+    probability: Annotated[float, Field(ge=0, le=1, description="The model's confidence.")]
+    interpolated: Annotated[bool, Field(description="Timing spread evenly, not measured.")]
+    speaker: Annotated[str | None, Field(description="Speaker label, null without diarization.")]
+
+
+class SegmentDoc(TypedDict):
+    """A stretch of speech as the model decoded it."""
+
+    id: Annotated[int, Field(description="Position of the segment, from 0.")]
+    start: Seconds
+    end: Seconds
+    text: Annotated[str, Field(description="The segment's text as decoded.")]
+    speaker: Annotated[str | None, Field(description="Speaker label, null without diarization.")]
+    avg_logprob: Annotated[float | None, Field(description="Mean token log-probability.")]
+    compression_ratio: Annotated[float | None, Field(description="gzip ratio of the text.")]
+    no_speech_prob: Annotated[float | None, Field(description="Probability of no speech.")]
+    flags: Annotated[list[str], Field(description="Quality warnings; empty when clean.")]
+    words: Annotated[list[WordDoc], Field(description="Empty without word timestamps.")]
+
+
+class ModelDoc(TypedDict):
+    """The Whisper model that made the transcript."""
+
+    name: Annotated[str, Field(description='Model name, e.g. "base".')]
+    source: Annotated[str, Field(description='"local", "packaged" or "hub".')]
+    path: Annotated[str, Field(description="Where the weights were loaded from.")]
+    device: Annotated[str, Field(description='"cpu" or "cuda".')]
+    compute_type: Annotated[str, Field(description='CTranslate2 compute type, e.g. "int8".')]
+
+
+class TranscriptDoc(TypedDict):
+    """A reelscribe transcript."""
+
+    schema: Annotated[Literal["reelscribe.transcript"], Field(description="Document kind.")]
+    version: Annotated[Literal[1], Field(description="Schema version.")]
+    language: Annotated[str, Field(description='ISO 639-1 code, e.g. "en".')]
+    language_probability: Annotated[
+        float, Field(ge=0, le=1, description="Confidence of the language detection.")
+    ]
+    duration: Annotated[float, Field(ge=0, description="Length of the transcribed audio.")]
+    task: Annotated[str, Field(description='"transcribe" or "translate".')]
+    source_offset: Annotated[float, Field(ge=0, description="Clip start in the source.")]
+    model: Annotated[ModelDoc, Field(description="The model that made the transcript.")]
+    speakers: Annotated[list[str], Field(description="Segment speakers, first-seen order.")]
+    text: Annotated[str, Field(description="The whole transcript as one string.")]
+    segments: Annotated[list[SegmentDoc], Field(description="In time order.")]
+    dropped_segments: Annotated[int, Field(ge=0, description="Segments removed as unusable.")]
+    extra: Annotated[dict[str, str], Field(description="Free-form metadata (e.g. title).")]
+
+
+@lru_cache(maxsize=1)
+def _adapter() -> TypeAdapter[TranscriptDoc]:
+    return TypeAdapter(TranscriptDoc)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the document; docs/transcript.schema.json is
+    this, written by :func:`schema_text` (a test keeps the two equal)."""
+    schema = _adapter().json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": f"reelscribe transcript, version {SCHEMA_VERSION}",
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_document(transcript: Transcript) -> TranscriptDoc:
+    m = transcript.model
+    return {
+        "schema": "reelscribe.transcript",
+        "version": 1,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration": transcript.duration,
+        "task": transcript.task,
+        "source_offset": transcript.source_offset,
+        "model": {
+            "name": m.name,
+            "source": m.source,
+            "path": m.path,
+            "device": m.device,
+            "compute_type": m.compute_type,
+        },
+        "speakers": list(transcript.speakers),
+        "text": transcript.text,
+        "segments": [_segment_doc(s) for s in transcript.segments],
+        "dropped_segments": transcript.dropped_segments,
+        "extra": dict(transcript.extra),
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN or infinity; an unknown statistic is null.
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _segment_doc(s: Segment) -> SegmentDoc:
+    return {
+        "id": s.id,
+        "start": s.start,
+        "end": s.end,
+        "text": s.text,
+        "speaker": s.speaker,
+        "avg_logprob": _finite(s.avg_logprob),
+        "compression_ratio": _finite(s.compression_ratio),
+        "no_speech_prob": _finite(s.no_speech_prob),
+        "flags": list(s.flags),
+        "words": [
+            {
+                "start": w.start,
+                "end": w.end,
+                "text": w.text,
+                "probability": w.probability,
+                "interpolated": w.interpolated,
+                "speaker": w.speaker,
+            }
+            for w in s.words
+        ],
+    }
+
+
+def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
+    del options  # the document has no presentation options; the signature is shared
+    return json.dumps(to_document(transcript), indent=2, ensure_ascii=False) + "\n"
+
+
+def parse(text: str | bytes) -> Transcript:
+    """Reads a document written by :func:`render` (any version-1 document)."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"not a JSON document: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_NAME:
+        raise InvalidInputError(f'not a reelscribe transcript (no "schema": "{SCHEMA_NAME}")')
+    if raw.get("version") != SCHEMA_VERSION:
+        raise InvalidInputError(
+            f"unsupported transcript version {raw.get('version')!r}: "
+            f"this reelscribe reads version {SCHEMA_VERSION}"
+        )
+    try:
+        doc = _adapter().validate_python(raw, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"invalid transcript at {where}: {first['msg']}") from exc
+    return from_document(doc)
+
+
+def from_document(doc: TranscriptDoc) -> Transcript:
+    m = doc["model"]
+    return Transcript(
+        segments=tuple(_segment(s) for s in doc["segments"]),
+        language=doc["language"],
+        language_probability=float(doc["language_probability"]),
+        duration=float(doc["duration"]),
+        model=ModelInfo(m["name"], m["source"], m["path"], m["device"], m["compute_type"]),
+        task=doc["task"],
+        source_offset=float(doc["source_offset"]),
+        dropped_segments=doc["dropped_segments"],
+        extra=dict(doc["extra"]),
+    )
+
+
+def _opt(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _segment(s: SegmentDoc) -> Segment:
+    return Segment(
+        id=s["id"],
+        start=float(s["start"]),
+        end=float(s["end"]),
+        text=s["text"],
+        words=tuple(
+            Word(
+                start=float(w["start"]),
+                end=float(w["end"]),
+                text=w["text"],
+                probability=float(w["probability"]),
+                interpolated=w["interpolated"],
+                speaker=w["speaker"],
+            )
+            for w in s["words"]
+        ),
+        speaker=s["speaker"],
+        avg_logprob=_opt(s["avg_logprob"]),
+        compression_ratio=_opt(s["compression_ratio"]),
+        no_speech_prob=_opt(s["no_speech_prob"]),
+        flags=tuple(s["flags"]),
+    )

@@ -1,0 +1,101 @@
+"""Markdown (.md): title, a metadata line, the full transcript in paragraphs (by
+speaker turn when there are speakers), the timestamped segments and, on request,
+every word with its timing and probability."""
+
+from __future__ import annotations
+
+import re
+
+from reelscribe.formats.options import RenderOptions
+from reelscribe.formats.tokens import normalize
+from reelscribe.formats.turns import has_speakers, paragraphs
+from reelscribe.models import Transcript, format_timestamp
+
+_INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+# Line starts Markdown would read as a list item ("1. ", "- ", "+ ").
+_ORDERED_START = re.compile(r"^(\d+)(?=[.)](?:\s|$))")
+_BULLET_START = re.compile(r"^([-+])(?=\s|$)")
+
+
+def escape(text: str) -> str:
+    """Text shows as written: markup characters are backslash-escaped."""
+    text = _INLINE_SPECIAL.sub(r"\\\1", text)
+    text = _ORDERED_START.sub(r"\1\\", text)
+    return _BULLET_START.sub(r"\\\1", text)
+
+
+def _ts(seconds: float) -> str:
+    # Hours only when the recording has them: 01:05.250 reads better than 00:01:05.250.
+    return format_timestamp(seconds, always_hours=False)
+
+
+def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
+    opts = options or RenderOptions()
+    title = transcript.extra.get("title") or "Transcript"
+    out = [f"# {escape(normalize(title))}", "", _metadata(transcript), ""]
+    out += _transcript_section(transcript)
+    out += _segments_section(transcript)
+    if opts.words_in_markdown:
+        out += _words_section(transcript)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _metadata(transcript: Transcript) -> str:
+    model = transcript.model
+    parts = [
+        f"Language: {transcript.language} ({transcript.language_probability:.0%})",
+        f"Duration: {_ts(transcript.duration)}",
+        f"Model: {model.name} ({model.device}, {model.compute_type})",
+        f"Task: {transcript.task}",
+    ]
+    if transcript.source_offset:
+        parts.append(f"Starts at {_ts(transcript.source_offset)} in the source")
+    return "*" + escape(" · ".join(parts)) + "*"
+
+
+def _transcript_section(transcript: Transcript) -> list[str]:
+    out = ["## Transcript", ""]
+    labelled = has_speakers(transcript)
+    previous: str | None = None
+    for index, para in enumerate(paragraphs(transcript)):
+        text = escape(para.text)
+        if labelled and (index == 0 or para.speaker != previous):
+            # A label opens each speaker turn; the turn's later paragraphs follow bare.
+            speaker = escape(para.speaker or "Unknown")
+            text = f"**{speaker}** ({_ts(para.start)}): {text}"
+        previous = para.speaker
+        out += [text, ""]
+    return out
+
+
+def _segments_section(transcript: Transcript) -> list[str]:
+    out = ["## Timestamped segments", ""]
+    labelled = has_speakers(transcript)
+    for seg in transcript.segments:
+        text = normalize(seg.text)
+        if not text:
+            continue
+        line = f"- `{_ts(seg.start)} → {_ts(seg.end)}` "
+        if labelled:
+            line += f"**{escape(seg.speaker or 'Unknown')}:** "
+        line += escape(text)
+        if seg.flags:
+            line += " _(" + escape(", ".join(seg.flags)) + ")_"
+        out.append(line)
+    return [*out, ""]
+
+
+def _words_section(transcript: Transcript) -> list[str]:
+    out = [
+        "## Words",
+        "",
+        "| Start | End | Word | Probability |",
+        "| ---: | ---: | --- | ---: |",
+    ]
+    for word in transcript.words:
+        mark = " (interpolated)" if word.interpolated else ""
+        out.append(
+            f"| {_ts(word.start)} | {_ts(word.end)} | {escape(normalize(word.text))}{mark} "
+            f"| {word.probability:.2f} |"
+        )
+    return [*out, ""]
