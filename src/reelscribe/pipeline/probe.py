@@ -71,9 +71,19 @@ def probe(path: Path | str, *, keyframes: bool = False) -> MediaInfo:
         )
 
 
-def scan_video_packets(path: Path, start: float, end: float) -> list[PacketTiming]:
-    """Timings of the first video stream's packets that cover [start, end], in decode
-    order, beginning at a keyframe at or before ``start``.
+@dataclass(frozen=True, slots=True)
+class VideoScan:
+    """What the clip stage needs to know about a stretch of the first video stream."""
+
+    #: Decode order, from a keyframe at or before the stretch's start to the first
+    #: packet decoded after its end (so callers see what follows).
+    packets: tuple[PacketTiming, ...]
+    #: The codec level (H.264 ``level_idc``, e.g. 31 for 3.1), when known.
+    level: int | None
+
+
+def scan_video(path: Path, start: float, end: float) -> VideoScan:
+    """Timings of the first video stream's packets that cover [start, end].
 
     The clip stage uses these to count frames and to see where GOPs begin and end.
     Demux only: a minute of 30 fps video is ~1,800 packets.
@@ -81,7 +91,8 @@ def scan_video_packets(path: Path, start: float, end: float) -> list[PacketTimin
     with _open(path) as container:
         stream = next((s for s in container.streams.video if not _is_cover_art(s)), None)
         if stream is None or stream.time_base is None:
-            return []
+            return VideoScan((), None)
+        level = stream.codec_context.level if stream.codec_context.level > 0 else None
         start_time = (container.start_time or 0) / 1e6
         h264 = stream.codec_context.name == "h264"
         nal_size = _nal_length_size(stream)
@@ -96,7 +107,7 @@ def scan_video_packets(path: Path, start: float, end: float) -> list[PacketTimin
                 container.seek(int(container.start_time or 0), backward=True)
             packets = _read_packets(container, stream, start_time, end, h264, nal_size)
             if not packets or (packets[0].keyframe and packets[0].pts <= start + 1e-6):
-                return packets
+                return VideoScan(tuple(packets), level)
             if target <= 0:
                 break
         raise MediaError(f"{path.name}: no keyframe before {start:.3f}s")
