@@ -10,9 +10,10 @@ How a transcript becomes cues, in three steps:
    ``max_chars_per_line`` and it lasts at most ``max_duration`` (a lone word is
    always feasible). Among feasible splits the cheapest wins: every cue costs a
    little, ending a cue after sentence punctuation costs nothing, after clause
-   punctuation a little, elsewhere more unless a pause falls there; characters
-   that cannot be read at ``max_cps`` and cues shorter than ``min_duration`` cost
-   extra, so the split moves to where time is available.
+   punctuation a little, elsewhere more unless a pause falls there; a cue that
+   starts a sentence it does not finish after ending another costs extra, and so
+   do characters that cannot be read at ``max_cps`` and cues shorter than
+   ``min_duration``, so the split moves to where time is available.
 3. **Timing.** In whole milliseconds: a cue starts with its first word and ends
    with its last, extended into the following silence to reach ``min_duration``
    and the time ``max_cps`` needs, but never past ``max_duration``, never closer
@@ -34,6 +35,9 @@ from reelscribe.models import Transcript
 _CUE_COST = 2.0  # per cue: prefer fewer, fuller cues
 _CLAUSE_BREAK = 3.0
 _PLAIN_BREAK = 10.0  # ending a cue mid-clause with no pause
+# A cue that ends a sentence and then starts the next one, leaving it unfinished
+# ("...short lines. And you also"): readers expect a new sentence on a new cue.
+_DANGLING_SENTENCE = 4.0
 _PAUSE_RELIEF = 6.0  # how much a pause near ``pause_split`` lowers a plain break
 _UNREADABLE_CHAR = 0.5  # per character beyond what max_cps allows
 _SHORT_SECOND = 10.0  # per second below min_duration
@@ -114,6 +118,7 @@ def _split_run(run: Sequence[Token], following: float, opts: CueOptions) -> list
         if best[i] == math.inf:
             continue
         fill = LineFill(opts.max_chars_per_line)
+        sentence_ended = False  # a sentence ended inside tokens i..j-2
         for j in range(i + 1, m + 1):
             fits = fill.add(run[j - 1]) <= opts.max_lines
             too_long = run[j - 1].end - run[i].start > opts.max_duration
@@ -121,6 +126,10 @@ def _split_run(run: Sequence[Token], following: float, opts: CueOptions) -> list
                 break
             next_start = run[j].start if j < m else following
             cost = best[i] + _CUE_COST + _cue_cost(run, i, j, next_start, fill.chars, opts)
+            ends_sentence = bool(SENTENCE_END.search(run[j - 1].text))
+            if sentence_ended and not ends_sentence:
+                cost += _DANGLING_SENTENCE
+            sentence_ended = sentence_ended or ends_sentence
             if cost < best[j]:
                 best[j], back[j] = cost, i
     bounds: list[tuple[int, int]] = []
@@ -163,23 +172,24 @@ def _timed(groups: Sequence[Sequence[Token]], duration: float, opts: CueOptions)
         if starts and start <= starts[-1]:
             start = starts[-1] + 1  # garbled word times: keep cues strictly ordered
         starts.append(start)
-    gap_ms, min_ms, max_ms = (
-        round(v * 1000) for v in (opts.gap, opts.min_duration, opts.max_duration)
-    )
+    # Limits round towards being kept: never shorter than min or longer than max.
+    gap_ms = math.ceil(opts.gap * 1000 - 1e-6)
+    min_ms = math.ceil(opts.min_duration * 1000 - 1e-6)
+    max_ms = math.floor(opts.max_duration * 1000 + 1e-6)
     cues: list[Cue] = []
     for k, group in enumerate(groups):
         start = starts[k]
         natural_end = round(group[-1].end * 1000)
         if k + 1 < len(groups):
             limit = starts[k + 1] - gap_ms
-            hard_limit = starts[k + 1]
         else:
-            limit = hard_limit = max(round(duration * 1000), natural_end)
+            limit = max(round(duration * 1000), natural_end)
         lines = layout_lines(group, opts.max_chars_per_line)
         reading_ms = math.ceil(char_count(group) * 1000 / opts.max_cps)
         wanted = max(natural_end, start + min_ms, start + reading_ms)
         end = min(wanted, limit, start + max_ms)
-        if end <= start:  # no room left at all: show it for at least 1 ms
-            end = min(start + 1, hard_limit) if hard_limit > start else start + 1
+        # No room at all (words sharing one instant): 1 ms, which the strictly
+        # increasing starts always leave.
+        end = max(end, start + 1)
         cues.append(Cue(start / 1000, end / 1000, lines, group[0].speaker))
     return cues

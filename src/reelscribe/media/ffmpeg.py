@@ -11,8 +11,10 @@ its stdout is the product), so failures always surface the same way: a
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +23,8 @@ from functools import lru_cache
 from typing import IO
 
 from reelscribe.errors import ProcessingError
+
+log = logging.getLogger(__name__)
 
 #: Called with the fraction (0–1) of one ffmpeg run that is done.
 FractionCallback = Callable[[float], None]
@@ -59,6 +63,7 @@ def run_ffmpeg(
     With ``on_progress`` and the expected output ``duration`` (seconds), ffmpeg's
     ``-progress pipe:1`` reports are turned into fractions as the run goes.
     """
+    log.debug("running %s: %s", what, shlex.join(args))
     if on_progress is None or not duration or duration <= 0:
         done = subprocess.run(_argv(args), capture_output=True, text=True, check=False)
         if done.returncode != 0:

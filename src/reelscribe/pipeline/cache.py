@@ -91,6 +91,7 @@ class DownloadCache:
             if entry is None:
                 return None
             name = str(entry.meta.get("name") or entry.path.name)
+            Path(dest_dir).mkdir(parents=True, exist_ok=True)
             target = _unique_path(Path(dest_dir), name)
             _link_or_copy(entry.path, target)
             return target, entry
@@ -204,13 +205,14 @@ class DownloadCache:
         return evicted
 
     def _scan(self) -> Iterator[tuple[Path, float, int]]:
-        """(entry dir, last use, bytes) for every complete entry."""
+        """(entry dir, last use, media bytes) for every complete entry."""
         if not self._entries.is_dir():
             return
         for entry_dir in self._entries.iterdir():
             try:
                 used = (entry_dir / _META).stat().st_mtime
-                size = sum(f.stat().st_size for f in entry_dir.iterdir())
+                # The cap is about media; the few hundred bytes of meta.json are not counted.
+                size = sum(f.stat().st_size for f in entry_dir.iterdir() if f.name != _META)
             except OSError:
                 continue
             yield entry_dir, used, size

@@ -12,7 +12,6 @@ phone video is 90).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -88,29 +87,26 @@ def scan_video(path: Path, start: float, end: float) -> VideoScan:
     The clip stage uses these to count frames and to see where GOPs begin and end.
     Demux only: a minute of 30 fps video is ~1,800 packets.
     """
-    with _open(path) as container:
-        stream = next((s for s in container.streams.video if not _is_cover_art(s)), None)
-        if stream is None or stream.time_base is None:
-            return VideoScan((), None)
-        level = stream.codec_context.level if stream.codec_context.level > 0 else None
-        start_time = (container.start_time or 0) / 1e6
-        h264 = stream.codec_context.name == "h264"
-        nal_size = _nal_length_size(stream)
-        # A seek lands on a keyframe by *decode* time; with B-frames its display time
-        # can be after ``start``, so back off further until a keyframe precedes it.
-        for margin in (1.0, 10.0, math.inf):
-            target = start - margin
-            if target > 0:
-                offset = int((target + start_time) / stream.time_base)
+    # A seek lands on a keyframe by *decode* time (with B-frames its display time can
+    # be after ``start``) or, in MPEG-TS, on any packet: back off further until a
+    # keyframe shown at or before ``start`` comes first, and finally read from the
+    # beginning without seeking.
+    for margin in (1.0, 10.0, None):
+        if margin is not None and start - margin <= 0:
+            continue
+        with _open(path) as container:
+            stream = next((s for s in container.streams.video if not _is_cover_art(s)), None)
+            if stream is None or stream.time_base is None:
+                return VideoScan((), None)
+            start_time = (container.start_time or 0) / 1e6
+            if margin is not None:
+                offset = int((start - margin + start_time) / stream.time_base)
                 container.seek(offset, stream=stream, backward=True)
-            else:
-                container.seek(int(container.start_time or 0), backward=True)
-            packets = _read_packets(container, stream, start_time, end, h264, nal_size)
-            if not packets or (packets[0].keyframe and packets[0].pts <= start + 1e-6):
-                return VideoScan(tuple(packets), level)
-            if target <= 0:
-                break
-        raise MediaError(f"{path.name}: no keyframe before {start:.3f}s")
+            packets = _read_packets(container, stream, start_time, end)
+            level = stream.codec_context.level
+        if margin is None or (packets and packets[0].pts <= start + 1e-6):
+            return VideoScan(tuple(packets), level if level > 0 else None)
+    raise AssertionError("unreachable: the last attempt always returns")
 
 
 # --- internals --------------------------------------------------------------------
@@ -246,13 +242,14 @@ def _read_packets(
     stream: av.VideoStream,
     start_time: float,
     end: float,
-    h264: bool,
-    nal_size: int | None,
 ) -> list[PacketTiming]:
+    """Packets from the first keyframe on (decode order) until just past ``end``."""
+    h264 = stream.codec_context.name == "h264"
+    nal_size = _nal_length_size(stream)
     out: list[PacketTiming] = []
     try:
         for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0:
+            if packet.pts is None or packet.size == 0 or (not out and not packet.is_keyframe):
                 continue
             tb = packet.time_base
             pts = float(packet.pts * tb) - start_time
