@@ -24,7 +24,7 @@ from reelscribe.asr.engine import EngineOptions
 from reelscribe.config import Settings, get_settings
 from reelscribe.console import ProgressDisplay
 from reelscribe.errors import InvalidInputError, ReelscribeError
-from reelscribe.formats import RenderOptions, parse_formats
+from reelscribe.formats import AssStyle, CueOptions, RenderOptions, parse_formats
 from reelscribe.models import TimeRange
 from reelscribe.pipeline.clip import ClipMode
 from reelscribe.pipeline.fetch import FetchOptions
@@ -61,6 +61,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 CookiesOpt = Annotated[
     Path | None, typer.Option("--cookies", help="Netscape cookie file for yt-dlp.")
 ]
+MaxCharsOpt = Annotated[int, typer.Option("--max-line-chars", help="Subtitle characters per line.")]
+MaxLinesOpt = Annotated[int, typer.Option("--max-lines", help="Subtitle lines per cue.")]
+FontSizeOpt = Annotated[
+    float, typer.Option("--font-size", help="Burned-in font size (px on a 720p frame).")
+]
+PositionOpt = Annotated[
+    str, typer.Option("--position", help="Burned-in subtitles: bottom, top or middle.")
+]
 ModeOpt = Annotated[
     ClipMode,
     typer.Option(
@@ -90,6 +98,16 @@ def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
 
         options = replace(options, cookies_file=cookies)
     return options
+
+
+def _render(
+    max_line_chars: int, max_lines: int, font_size: float, position: str, words: bool = False
+) -> RenderOptions:
+    return RenderOptions(
+        cue=CueOptions(max_chars_per_line=max_line_chars, max_lines=max_lines),
+        ass_style=AssStyle(font_size=font_size, position=position),  # type: ignore[arg-type]
+        words_in_markdown=words,
+    )
 
 
 def _execute(
@@ -174,6 +192,10 @@ def transcribe(
     words_in_md: Annotated[
         bool, typer.Option("--words", help="Word-level section in Markdown.")
     ] = False,
+    max_line_chars: MaxCharsOpt = 42,
+    max_lines: MaxLinesOpt = 2,
+    font_size: FontSizeOpt = 44.0,
+    position: PositionOpt = "bottom",
     cookies: CookiesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -197,7 +219,7 @@ def transcribe(
             batch_size=settings.batch_size,
             batched_min_duration=settings.batched_min_duration,
         ),
-        render=RenderOptions(words_in_markdown=words_in_md),
+        render=_render(max_line_chars, max_lines, font_size, position, words_in_md),
         max_duration=settings.max_duration,
     )
     _execute(request, out, settings, as_json=as_json, quiet=quiet)
@@ -215,6 +237,10 @@ def clip(
     ] = Subtitles.none,
     model: Annotated[str | None, typer.Option(help="Model for the subtitles.")] = None,
     language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
+    max_line_chars: MaxCharsOpt = 42,
+    max_lines: MaxLinesOpt = 2,
+    font_size: FontSizeOpt = 44.0,
+    position: PositionOpt = "bottom",
     out: OutOpt = None,
     cookies: CookiesOpt = None,
     as_json: JsonOpt = False,
@@ -237,6 +263,7 @@ def clip(
             batch_size=settings.batch_size,
             batched_min_duration=settings.batched_min_duration,
         ),
+        render=_render(max_line_chars, max_lines, font_size, position),
         max_duration=settings.max_duration,
     )
     _execute(request, out, settings, as_json=as_json, quiet=quiet)

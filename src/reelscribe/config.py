@@ -10,8 +10,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_cache_root() -> Path:
@@ -57,17 +59,29 @@ class Settings(BaseSettings):
         4 * 3600.0, gt=0, description="Longest source duration accepted (seconds)."
     )
     http_timeout: float = Field(30.0, gt=0, description="Network timeout per read (seconds).")
-    allowed_networks: list[str] = Field(
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="CIDRs or host names exempt from the SSRF guard (e.g. 127.0.0.1/32).",
+        description="Comma-separated CIDRs or host names exempt from the SSRF guard "
+        "(e.g. 127.0.0.1/32,media.internal).",
     )
     ytdlp_cookies: SecretStr | None = Field(
         None, description="Netscape cookie file content for yt-dlp (never logged)."
     )
     ytdlp_cookies_file: Path | None = Field(None, description="Netscape cookie file for yt-dlp.")
 
+    ffmpeg: str | None = Field(
+        None, description="ffmpeg binary; default: ffmpeg on PATH, else imageio-ffmpeg's."
+    )
+
     # --- output -----------------------------------------------------------------
     output_dir: Path = Field(Path("reelscribe-output"), description="Default CLI output folder.")
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -260,7 +260,7 @@ class GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for *_, sockaddr in socket.getaddrinfo(host, port):
+        for *_, sockaddr in self._guard.resolve(host, port):
             try:
                 # Connect to the address just checked, never to the name: a second
                 # lookup could answer differently. TLS still uses the URL's host name.

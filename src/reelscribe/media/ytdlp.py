@@ -64,6 +64,20 @@ COOKIES_HINT = (
     "supply cookies of a signed-in browser session: REELSCRIBE_YTDLP_COOKIES "
     "(the content of a Netscape cookie file) or --cookies FILE"
 )
+#: ffmpeg input options for a section cut: no redirects (the URL was resolved through
+#: the guard), plain http(s) only, and container demuxers only, so a "media" URL that
+#: is really a playlist cannot send ffmpeg on to other hosts.
+_FFMPEG_CUT_ARGS = (
+    "-max_redirects",
+    "0",
+    "-protocol_whitelist",
+    "http,https,tcp,tls",
+    "-format_whitelist",
+    "mov,mp4,m4a,3gp,matroska,webm,mp3,aac,flac,ogg,wav,flv,mpegts",
+)
+#: For everything else ffmpeg may not open a network input at all, so yt-dlp handing a
+#: stream it cannot parse to ffmpeg (an HLS fallback) fails instead of escaping the guard.
+_FFMPEG_NO_NETWORK_ARGS = ("-protocol_whitelist", "file,crypto,data")
 #: Protocols yt-dlp downloads with its own (guarded) networking.
 _NATIVE_PROTOCOLS = frozenset(
     {"http", "https", "m3u8_native", "m3u8", "http_dash_segments", "http_dash_segments_generator"}
@@ -340,6 +354,7 @@ class YtdlpSession:
             "cookiefile": str(cookies) if cookies else None,
             "ffmpeg_location": ffmpeg_exe(),
             "external_downloader": {"default": "native"},
+            "external_downloader_args": {"ffmpeg_i": list(_FFMPEG_NO_NETWORK_ARGS)},
             "hls_prefer_native": True,
             "cachedir": False,
             "updatetime": False,
@@ -401,17 +416,19 @@ class YtdlpSession:
         params = self._ydl.params
         if cut:
             assert section is not None
+            self._resolve_redirects(info)
             end = section.end if section.end is not None else math.inf
             params["download_ranges"] = download_range_func(None, [(section.start, end)])
             params["force_keyframes_at_cuts"] = exact
-            params["external_downloader_args"] = {"ffmpeg_i": ["-max_redirects", "0"]}
+            params["external_downloader_args"] = {"ffmpeg_i": list(_FFMPEG_CUT_ARGS)}
         try:
             result = self._ydl.process_ie_result(info, download=True)
         except Exception as exc:  # translated, as in extract()
             raise self._translate(exc, media.url) from exc
         finally:
-            for key in ("download_ranges", "force_keyframes_at_cuts", "external_downloader_args"):
+            for key in ("download_ranges", "force_keyframes_at_cuts"):
                 params.pop(key, None)
+            params["external_downloader_args"] = {"ffmpeg_i": list(_FFMPEG_NO_NETWORK_ARGS)}
         if self._too_large is not None:
             raise self._too_large
         path = _downloaded_file(result, self._workdir)

@@ -23,6 +23,7 @@ own ``-ss`` rule) and holds every frame that starts before the requested end.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
@@ -49,6 +50,8 @@ Method = Literal["copy", "smart", "reencode"]
 _EPS = 1e-6
 #: How far before a keyframe to seek in containers whose seeks are imprecise (TS).
 _SEEK_MARGIN = 2.0
+#: Packets after a keyframe checked for leading pictures (an open GOP's B-frames).
+_REORDER_WINDOW = 17
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
             "slower", "veryslow")  # fmt: skip
 _MP4_LIKE = frozenset({".mp4", ".m4v", ".m4a", ".mov"})
@@ -235,6 +238,8 @@ def _exact(cut: _Cut) -> tuple[float, Method, str | None]:
         # The smart cut is an optimisation: a source it trips over still gets clipped.
         log.warning("smart cut of %s failed (%s); re-encoding instead", cut.src.name, exc)
         return _reencode(cut, scan)
+    if plan.head == 0 and plan.tail == 0:
+        return plan.first, "copy", None  # on keyframes at both ends: nothing re-encoded
     return plan.first, "smart", SOFTWARE
 
 
@@ -278,29 +283,30 @@ def _clean_cut_points(packets: Sequence[PacketTiming]) -> list[float]:
     (decode order) shown before them and every packet after shown after (a closed GOP;
     an open GOP's leading B-frames reference the previous GOP)."""
     points: list[float] = []
+    latest = -float("inf")  # the latest display time among the packets so far
     for i, packet in enumerate(packets):
-        if not packet.idr:
-            continue
-        before_ok = all(p.pts < packet.pts - _EPS for p in packets[:i])
-        after_ok = all(p.pts > packet.pts + _EPS for p in packets[i + 1 :])
-        if before_ok and after_ok:
+        if (
+            packet.idr
+            and latest < packet.pts - _EPS
+            and all(p.pts > packet.pts + _EPS for p in packets[i + 1 : i + _REORDER_WINDOW])
+        ):
             points.append(packet.pts)
+        latest = max(latest, packet.pts)
     return points
 
 
 def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
-    """Head and tail re-encoded, body copied, each as MPEG-TS on the clip's timeline;
-    joined, then muxed with audio re-encoded over the range."""
-    video = cut.video
-    assert video is not None
-    packets = {p.pts: p for p in scan.packets}
+    """Head and tail re-encoded, body copied, each as MPEG-TS placed on the clip's
+    timeline; joined, then muxed with the audio re-encoded over the range."""
     duration = cut.end - plan.first
-    total = plan.head + plan.tail + 0.05 * (plan.body or plan.frames) + 0.05 * plan.frames
-    done = 0.0
+    weights = {"head": plan.head, "body": 0.05 * (plan.body or plan.frames),
+               "tail": plan.tail, "audio": 0.1 * plan.frames if cut.audio else 0.0,
+               "join": 0.02 * plan.frames}  # fmt: skip
+    total = sum(weights.values())
+    offsets = dict(zip(weights, itertools.accumulate([0.0, *weights.values()]), strict=False))
 
-    def phase(weight: float) -> FractionCallback:
-        lo = done / total
-        return lambda f: cut.on_fraction(lo + f * weight / total)
+    def phase(name: str) -> FractionCallback:
+        return lambda f: cut.on_fraction((offsets[name] + f * weights[name]) / total)
 
     with tempfile.TemporaryDirectory(prefix="reelscribe-clip-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -309,17 +315,16 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
             # The copied body's first packet is decoded ``lag`` before it is shown
             # (B-frames); shifting the head's decode times as far back keeps the
             # joined stream's decode times increasing. The head has no B-frames, so
-            # its decode times are its display times before the shift.
-            key = packets[plan.body_start]
+            # before the shift its decode times are its display times.
+            key = next(p for p in scan.packets if abs(p.pts - plan.body_start) < _EPS)
             lag = key.pts - key.dts
+            seek = _seek(cut.info, plan.first, scan.packets[0].pts, plan.body_start - plan.first)
             parts.append(tmp / "head.ts")
-            seek = _seek(cut.info, plan.first, scan.packets[0].pts)
             run_ffmpeg([
                 *seek.input, "-i", str(cut.src), *_part_video_args(cut, scan, plan.head, seek),
                 "-bsf:v", f"setts=dts=DTS-{lag:.6f}/TB", *_ts_args(0.0), str(parts[-1]),
             ], what="smart cut (head)", duration=plan.body_start - plan.first,
-               on_progress=phase(plan.head))  # fmt: skip
-            done += plan.head
+               on_progress=phase("head"))  # fmt: skip
         parts.append(tmp / "body.ts")
         count = ["-frames:v", str(plan.body)] if plan.body is not None else []
         run_ffmpeg([
@@ -327,32 +332,32 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
             "-map", "0:V:0", "-c:v", "copy", "-bsf:v", "h264_mp4toannexb", *count,
             *_ts_args(plan.body_start - plan.first), str(parts[-1]),
         ], what="smart cut (copy)")  # fmt: skip
-        done += 0.05 * (plan.body or plan.frames)
         if plan.tail_start is not None:
+            seek = _seek(cut.info, plan.tail_start, plan.tail_start, cut.end - plan.tail_start)
             parts.append(tmp / "tail.ts")
-            seek = _seek(cut.info, plan.tail_start, plan.tail_start)
             run_ffmpeg([
                 *seek.input, "-i", str(cut.src), *_part_video_args(cut, scan, plan.tail, seek),
                 *_ts_args(plan.tail_start - plan.first), str(parts[-1]),
             ], what="smart cut (tail)", duration=cut.end - plan.tail_start,
-               on_progress=phase(plan.tail))  # fmt: skip
-            done += plan.tail
+               on_progress=phase("tail"))  # fmt: skip
         joined = tmp / "joined.ts"
         # What the concat: protocol does, without its '|'-separated path syntax.
         with joined.open("wb") as out:
             for part in parts:
                 with part.open("rb") as data:
                     shutil.copyfileobj(data, out)
-        args = ["-i", str(joined)]
+        inputs, maps = ["-i", str(joined)], ["-map", "0:v:0"]
         if cut.audio is not None:
-            args += ["-ss", seconds_arg(plan.first, rounding="down"),
-                     "-t", seconds_arg(duration), "-i", str(cut.src)]  # fmt: skip
-        args += ["-map", "0:v:0", "-c:v", "copy"]
-        if cut.audio is not None:
-            args += ["-map", "1:a:0", *_audio_args(cut)]
-        run_ffmpeg([*args, *_container_args(cut.out), "-y", str(cut.out)],
+            audio = tmp / "audio.mka"
+            seek = _seek(cut.info, plan.first, scan.packets[0].pts, duration)
+            run_ffmpeg([*seek.input, "-i", str(cut.src), "-map", "0:a:0", "-af",
+                        ",".join(seek.audio), *_audio_args(cut), "-y", str(audio)],
+                       what="smart cut (audio)", duration=duration,
+                       on_progress=phase("audio"))  # fmt: skip
+            inputs, maps = [*inputs, "-i", str(audio)], [*maps, "-map", "1:a:0"]
+        run_ffmpeg([*inputs, *maps, "-c", "copy", *_container_args(cut.out), "-y", str(cut.out)],
                    what="smart cut (join)", duration=duration,
-                   on_progress=phase(0.05 * plan.frames))  # fmt: skip
+                   on_progress=phase("join"))  # fmt: skip
     _check_frames(cut.out, plan.frames)
 
 
@@ -362,10 +367,9 @@ def _part_video_args(cut: _Cut, scan: VideoScan, frames: int, seek: _Seek) -> li
     video = cut.video
     assert video is not None
     assert video.pix_fmt is not None
-    args = ["-map", "0:V:0", "-frames:v", str(frames), "-fps_mode", "passthrough",
-            *(["-vf", ",".join(seek.video)] if seek.video else []),
-            "-c:v", SOFTWARE, "-preset", cut.options.preset, "-crf", str(cut.options.crf),
-            "-bf", "0", "-pix_fmt", video.pix_fmt]  # fmt: skip
+    args = ["-map", "0:V:0", "-vf", ",".join(seek.video), "-frames:v", str(frames),
+            "-fps_mode", "passthrough", "-c:v", SOFTWARE, "-preset", cut.options.preset,
+            "-crf", str(cut.options.crf), "-bf", "0", "-pix_fmt", video.pix_fmt]  # fmt: skip
     profile = _X264_PROFILES.get(video.profile or "")
     if profile is not None:
         args += ["-profile:v", profile]
@@ -395,23 +399,24 @@ def _check_frames(path: Path, expected: int) -> None:
 
 def _reencode(cut: _Cut, scan: VideoScan | None = None) -> tuple[float, Method, str | None]:
     """One ffmpeg pass: cut, optionally burn subtitles, encode."""
-    start, keyframe, frames, encoder = cut.start, cut.start, None, None
+    start, keyframe, frames, encoder = cut.start, cut.start, 0, None
     if cut.video is not None:
         scan = scan or scan_video(cut.src, cut.start, cut.end)
         in_range = _frames_in(scan, cut.start, cut.end)
-        if in_range:
-            start, keyframe, frames = in_range[0], scan.packets[0].pts, len(in_range)
+        if not in_range:
+            raise InvalidInputError(
+                f"the range {cut.start:g}–{cut.end:g}s holds no video frame; make it longer"
+            )
+        start, keyframe, frames = in_range[0], scan.packets[0].pts, len(in_range)
         encoder = select_h264_encoder(cut.options.encoder)
     duration = cut.end - start
-    seek = _seek(cut.info, start, keyframe)
+    seek = _seek(cut.info, start, keyframe, duration)
     args = [*(encoder.input_args() if encoder else []), *seek.input, "-i", str(cut.src),
-            "-t", seconds_arg(duration), *_maps(cut)]  # fmt: skip
+            *_maps(cut)]  # fmt: skip
     if encoder is not None:
-        args += _video_encode_args(cut, encoder, seek)
-        if frames is not None:
-            args += ["-frames:v", str(frames)]
+        args += [*_video_encode_args(cut, encoder, seek), "-frames:v", str(frames)]
     if cut.audio is not None:
-        args += [*(["-af", ",".join(seek.audio)] if seek.audio else []), *_audio_args(cut)]
+        args += ["-af", ",".join(seek.audio), *_audio_args(cut)]
     run_ffmpeg([*args, *_container_args(cut.out), "-y", str(cut.out)], what="re-encode",
                duration=duration, on_progress=cut.on_fraction)  # fmt: skip
     return start, "reencode", encoder.name if encoder else None
@@ -419,14 +424,15 @@ def _reencode(cut: _Cut, scan: VideoScan | None = None) -> tuple[float, Method, 
 
 @dataclass(frozen=True, slots=True)
 class _Seek:
-    """How a re-encode reaches its first frame, so that the output starts at t=0.
+    """How a re-encode gets exactly the range, starting at t=0 in its output.
 
     ffmpeg seeks (``-ss`` before ``-i``) to the keyframe, or in containers whose seeks
-    land on any packet (MPEG-TS) to well before it, since decoding from a
-    non-keyframe loses frames. The cut itself is done by trim filters: ffmpeg's own
-    ``-ss`` trimming compares rounded timestamps and can drop the very frame asked
-    for, while ``trim`` here starts a quarter frame early, which cannot reach the
-    frame before.
+    land on any packet (MPEG-TS) to well before it, as decoding from a non-keyframe
+    loses frames. The cut itself is made by trim filters on the untouched source
+    timestamps (``-copyts``): ffmpeg's own ``-ss`` trimming counts from a start time
+    that depends on which streams are selected, and compares rounded timestamps, so
+    it can drop the very frame asked for. ``trim`` here cuts a quarter frame early,
+    which cannot reach the frame before.
     """
 
     input: list[str]
@@ -434,17 +440,23 @@ class _Seek:
     audio: list[str]
 
 
-def _seek(info: MediaInfo, first: float, keyframe: float) -> _Seek:
+def _seek(info: MediaInfo, first: float, keyframe: float, duration: float) -> _Seek:
     precise = info.format_name.split(",")[0] in ("mov", "matroska")
     at = keyframe if precise else max(0.0, keyframe - _SEEK_MARGIN)
-    rel = first - at
     fps = info.video.fps if info.video is not None and info.video.fps else 120.0
-    args = ["-noaccurate_seek", "-ss", seconds_arg(at, rounding="up" if precise else "down")]
+    margin = 0.25 / fps
+    # -copyts keeps the demuxer's timestamps, which count from the container's
+    # start time rather than from 0.
+    t0, t1 = info.start_time + first, info.start_time + first + duration
+    args = ["-copyts", "-noaccurate_seek"]
+    if at > 0:
+        args += ["-ss", seconds_arg(at, rounding="up" if precise else "down")]
     return _Seek(
-        args if at > 0 else [],
-        [f"trim=start={max(0.0, rel - 0.25 / fps):.6f}", "setpts=PTS-STARTPTS"],
+        args,
+        # No end: the callers count frames with -frames:v instead.
+        [f"trim=start={t0 - margin:.6f}", "setpts=PTS-STARTPTS"],
         # A constant shift (not STARTPTS): audio that starts late stays late, in sync.
-        [f"atrim=start={rel:.6f}", f"asetpts=PTS-{rel:.6f}/TB"],
+        [f"atrim=start={t0:.6f}:end={t1:.6f}", f"asetpts=PTS-{t0:.6f}/TB"],
     )
 
 

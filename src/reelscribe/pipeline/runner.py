@@ -147,7 +147,7 @@ def run(
         done()
         done = timer("render")
         for fmt in request.formats:
-            path = out_dir / f"{stem}.{FORMATS[fmt].extension}"
+            path = out_dir / f"{stem}{FORMATS[fmt].extension}"
             path.write_text(
                 render(result.transcript, fmt, _render_options(request, media)), encoding="utf-8"
             )
