@@ -1,6 +1,6 @@
 """A small threaded HTTP server for tests: serves a directory with Range support
 (206 / 416), records every request, and can be told to redirect, fail with a status
-or stream a file without Content-Length.
+stream a file without Content-Length or serve it with another Content-Type.
 
     with RangeServer(root) as server:
         server.redirects["/go"] = "http://169.254.169.254/"
@@ -67,7 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not file.is_file() or owner.root.resolve() not in file.parents:
             self._empty(404)
             return
-        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        ctype = owner.content_types.get(path) or (
+            mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        )
         if path in owner.unsized:
             self._stream_unsized(file, ctype, body)
             return
@@ -127,6 +129,7 @@ class RangeServer:
         self.redirects: dict[str, str] = {}
         self.statuses: dict[str, int] = {}
         self.unsized: set[str] = set()
+        self.content_types: dict[str, str] = {}
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = _Server((host, 0), _Handler)
@@ -140,7 +143,9 @@ class RangeServer:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._server.shutdown()

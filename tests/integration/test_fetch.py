@@ -15,16 +15,20 @@ from pathlib import Path
 
 import av
 import pytest
+from yt_dlp.utils import DownloadError
 
 from reelscribe.config import Settings
 from reelscribe.errors import (
     AuthRequiredError,
     BlockedURLError,
+    NetworkError,
+    ReelscribeError,
     SourceNotFoundError,
     SourceTooLargeError,
     UnsupportedSourceError,
 )
 from reelscribe.media.ffmpeg import ffmpeg_exe
+from reelscribe.media.ytdlp import cookie_file, translate_error
 from reelscribe.models import TimeRange
 from reelscribe.pipeline.fetch import FetchOptions, FetchResult, fetch
 from reelscribe.progress import Progress
@@ -47,10 +51,27 @@ def _hls(root: Path, source: Path) -> None:
     hls.mkdir()
     for kind, stream in (("v", "0:v"), ("a", "0:a")):
         subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(source),
-             "-map", stream, "-c", "copy", "-f", "hls", "-hls_time", "2",
-             "-hls_playlist_type", "vod", "-hls_segment_filename", str(hls / f"{kind}%d.ts"),
-             str(hls / f"{kind}.m3u8")],
+            [
+                ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                str(source),
+                "-map",
+                stream,
+                "-c",
+                "copy",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-hls_playlist_type",
+                "vod",
+                "-hls_segment_filename",
+                str(hls / f"{kind}%d.ts"),
+                str(hls / f"{kind}.m3u8"),
+            ],
             check=True,
         )
     (hls / "master.m3u8").write_text(
@@ -74,6 +95,7 @@ def webroot(tmp_path_factory: pytest.TempPathFactory, sample_av: Path) -> Path:
         "page-escape.html": _page("Escape", "/go-out"),
         "page-403.html": _page("Members only", "/private.mp4"),
         "page-404.html": _page("Gone", "/missing.mp4"),
+        "page-unsized.html": _page("No length", "/stream.mp4"),
     }
     for name, html in pages.items():
         (root / name).write_text(html)
@@ -116,8 +138,9 @@ def _leftovers(directory: Path) -> list[str]:
 
 def test_local_path_is_used_in_place(sample_av: Path, tmp_path: Path) -> None:
     result = fetch(str(sample_av), tmp_path / "out", FetchOptions())
-    assert result == FetchResult(path=sample_av, source=str(sample_av), kind="file",
-                                 title=sample_av.stem)
+    assert result == FetchResult(
+        path=sample_av, source=str(sample_av), kind="file", title=sample_av.stem
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -184,8 +207,9 @@ def test_redirect_to_an_allowed_host_is_followed(
 ) -> None:
     """The control for the test above: opened up, the same redirect does reach 127.0.0.2."""
     server.redirects["/go"] = other_server.url("/av.mp4")
-    result = fetch(server.url("/go"), tmp_path,
-                   _options(allowed_networks=("127.0.0.1/32", "127.0.0.2/32")))
+    result = fetch(
+        server.url("/go"), tmp_path, _options(allowed_networks=("127.0.0.1/32", "127.0.0.2/32"))
+    )
     assert result.kind == "http"
     assert other_server.count("/av.mp4") == 1
 
@@ -230,8 +254,9 @@ def test_html_page_goes_to_ytdlp_generic(server: RangeServer, tmp_path: Path) ->
 
 def test_exact_section_downloads_only_the_section(server: RangeServer, tmp_path: Path) -> None:
     section = TimeRange(2.0, 5.0)
-    result = fetch(server.url("/page.html"), tmp_path,
-                   _options(section=section, exact_section=True))
+    result = fetch(
+        server.url("/page.html"), tmp_path, _options(section=section, exact_section=True)
+    )
     assert result.section_applied
     assert result.section_start == 2.0
     duration, _ = _probe(result.path)
@@ -241,8 +266,9 @@ def test_exact_section_downloads_only_the_section(server: RangeServer, tmp_path:
 def test_keyframe_section_through_a_redirect(server: RangeServer, tmp_path: Path) -> None:
     """Stream-copied from the keyframe; the media URL redirects, which ffmpeg may not
     follow itself, so the stage resolves it through the guard first."""
-    result = fetch(server.url("/page-redirect.html"), tmp_path,
-                   _options(section=TimeRange(4.0, 8.0)))
+    result = fetch(
+        server.url("/page-redirect.html"), tmp_path, _options(section=TimeRange(4.0, 8.0))
+    )
     assert result.section_applied
     duration, _ = _probe(result.path)
     assert 3.5 <= duration <= 5.0
@@ -277,9 +303,15 @@ def test_audio_only_picks_the_audio_rendition(server: RangeServer, tmp_path: Pat
 def test_duration_limit_is_checked_before_downloading(
     server: RangeServer, webroot: Path, tmp_path: Path
 ) -> None:
-    video = {"@context": "https://schema.org", "@type": "VideoObject", "name": "Long talk",
-             "description": "d", "uploadDate": "2024-01-01", "duration": "PT10S",
-             "contentUrl": server.url("/av.mp4")}
+    video = {
+        "@context": "https://schema.org",
+        "@type": "VideoObject",
+        "name": "Long talk",
+        "description": "d",
+        "uploadDate": "2024-01-01",
+        "duration": "PT10S",
+        "contentUrl": server.url("/av.mp4"),
+    }
     name = f"ld-{server.base_url.rsplit(':', 1)[1]}.html"
     (webroot / name).write_text(
         '<html><head><title>LD</title><script type="application/ld+json">'
@@ -292,15 +324,21 @@ def test_duration_limit_is_checked_before_downloading(
     assert [e for e in events if e.message == "downloading"] == []
     assert _leftovers(tmp_path) == []
     # Only the section's length counts when a section is asked for.
-    result = fetch(server.url(f"/{name}"), tmp_path,
-                   _options(max_duration=5.0, section=TimeRange(0.0, 4.0), exact_section=True))
+    result = fetch(
+        server.url(f"/{name}"),
+        tmp_path,
+        _options(max_duration=5.0, section=TimeRange(0.0, 4.0), exact_section=True),
+    )
     assert result.section_applied
     assert _probe(result.path)[0] == pytest.approx(4.0, abs=0.25)
 
 
-def test_ytdlp_size_limit_leaves_nothing(server: RangeServer, tmp_path: Path) -> None:
-    with pytest.raises(SourceTooLargeError):
-        fetch(server.url("/page.html"), tmp_path, _options(max_bytes=50_000))
+@pytest.mark.parametrize(
+    "page", ["/page.html", "/page-unsized.html"], ids=["content-length", "unsized"]
+)
+def test_ytdlp_size_limit_leaves_nothing(server: RangeServer, tmp_path: Path, page: str) -> None:
+    with pytest.raises(SourceTooLargeError, match="limit"):
+        fetch(server.url(page), tmp_path, _options(max_bytes=50_000))
     assert _leftovers(tmp_path) == []
 
 
@@ -349,7 +387,10 @@ def test_options_from_settings_keep_the_cookie_secret(tmp_path: Path) -> None:
     assert options.cookies_text == COOKIES
     assert options.allowed_networks == ("10.0.0.0/8",)
     assert (options.cache_dir, options.cache_max_bytes, options.max_bytes) == (
-        tmp_path / "cache", 123, 456)
+        tmp_path / "cache",
+        123,
+        456,
+    )
     assert options.audio_only
     assert "s3cr3t" not in repr(options)
 
@@ -368,7 +409,11 @@ def test_second_fetch_is_a_cache_hit_without_traffic(
     assert second.path.parent == tmp_path / "job2"
     assert second.path.read_bytes() == first.path.read_bytes()
     assert (second.kind, second.title, second.extractor, second.media_id) == (
-        first.kind, first.title, first.extractor, first.media_id)
+        first.kind,
+        first.title,
+        first.extractor,
+        first.media_id,
+    )
 
 
 def test_cache_finds_the_same_media_under_another_url(server: RangeServer, tmp_path: Path) -> None:
@@ -380,3 +425,95 @@ def test_cache_finds_the_same_media_under_another_url(server: RangeServer, tmp_p
     again = fetch(server.url("/page.html?from=elsewhere"), tmp_path / "job2", options)
     assert again.from_cache
     assert server.count("/av.mp4") == media_gets
+
+
+# --- programs yt-dlp starts (ffmpeg) make their own connections ------------------------------
+
+
+def test_section_of_a_fake_media_url_cannot_send_ffmpeg_elsewhere(
+    server: RangeServer, other_server: RangeServer, webroot: Path, tmp_path: Path
+) -> None:
+    """A "video" that is really a playlist (the page says video/mp4, the server says
+    HLS) would make ffmpeg fetch the playlist's entries itself; ffmpeg is only allowed
+    container demuxers, so it never reaches 127.0.0.2."""
+    port = server.base_url.rsplit(":", 1)[1]
+    trap = f"/trap-{port}"
+    (webroot / trap.lstrip("/")).write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f"#EXTINF:10.0,\n{other_server.url('/hls/v0.ts')}\n#EXT-X-ENDLIST\n"
+    )
+    server.content_types[trap] = "application/vnd.apple.mpegurl"
+    (webroot / f"trap-{port}.html").write_text(_page("Trap", trap))
+    with pytest.raises(ReelscribeError):
+        fetch(server.url(f"/trap-{port}.html"), tmp_path, _options(section=TimeRange(1.0, 3.0)))
+    assert server.count(trap) >= 1
+    assert other_server.count() == 0
+    assert _leftovers(tmp_path) == []
+
+
+def test_hls_that_ytdlp_hands_to_ffmpeg_cannot_escape_the_guard(
+    server: RangeServer, other_server: RangeServer, webroot: Path, tmp_path: Path
+) -> None:
+    """yt-dlp gives HLS it cannot parse natively (here SAMPLE-AES) to ffmpeg; outside a
+    section cut ffmpeg may open no network input, so the segments on 127.0.0.2 stay
+    unreached."""
+    port = server.base_url.rsplit(":", 1)[1]
+    (webroot / "hls" / f"sample-aes-{port}.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f'#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{other_server.url("/key")}"\n'
+        f"#EXTINF:2.0,\n{other_server.url('/hls/v0.ts')}\n#EXT-X-ENDLIST\n"
+    )
+    with pytest.raises(ReelscribeError):
+        fetch(server.url(f"/hls/sample-aes-{port}.m3u8"), tmp_path, _options())
+    assert server.count(f"/hls/sample-aes-{port}.m3u8") >= 1
+    assert other_server.count() == 0
+    assert _leftovers(tmp_path) == []
+
+
+# --- messages from sites that cannot be reached offline ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "[youtube] abc: Sign in to confirm you’re not a bot. Use --cookies-from-browser or "
+            "--cookies for the authentication.",
+            AuthRequiredError,
+        ),
+        (
+            "[youtube] abc: Private video. Sign in if you've been granted access to this video",
+            AuthRequiredError,
+        ),
+        ("[vimeo] 123: This video is only available for registered users", AuthRequiredError),
+        (
+            "[youtube] abc: Video unavailable. This video has been removed by the uploader",
+            SourceNotFoundError,
+        ),
+        ("Unsupported URL: https://example.com/", UnsupportedSourceError),
+        ("[generic] x: Unable to download webpage: <urlopen error timed out>", NetworkError),
+    ],
+)
+def test_ytdlp_messages_become_clear_errors(message: str, expected: type[Exception]) -> None:
+    error = translate_error(DownloadError(f"ERROR: {message}"), "https://example.com/v")
+    assert type(error) is expected
+    assert "ERROR:" not in str(error)
+    if expected is AuthRequiredError:
+        assert "REELSCRIBE_YTDLP_COOKIES" in str(error)
+        assert "--cookies FILE" in str(error)
+
+
+def test_cookie_file_is_private_and_removed(tmp_path: Path) -> None:
+    with cookie_file(None, COOKIES) as path:
+        assert path is not None
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_text() == COOKIES
+    assert not path.exists()
+    given = tmp_path / "cookies.txt"
+    given.write_text(COOKIES)
+    with cookie_file(given, None) as copy:
+        assert copy is not None
+        assert copy != given
+        assert copy.read_text() == COOKIES
+    assert not copy.exists()
+    assert given.read_text() == COOKIES

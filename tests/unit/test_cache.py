@@ -152,8 +152,12 @@ def test_concurrent_writers_keep_entries_whole(tmp_path: Path) -> None:
 
 
 def test_cache_key_is_stable_and_distinguishes_parts() -> None:
-    assert cache_key("ytdlp", "Youtube", "abc", "251") == cache_key("ytdlp", "Youtube", "abc", "251")
-    assert cache_key("ytdlp", "Youtube", "abc", "251") != cache_key("ytdlp", "Youtube", "abc", "140")
+    assert cache_key("ytdlp", "Youtube", "abc", "251") == cache_key(
+        "ytdlp", "Youtube", "abc", "251"
+    )
+    assert cache_key("ytdlp", "Youtube", "abc", "251") != cache_key(
+        "ytdlp", "Youtube", "abc", "140"
+    )
     assert cache_key("a", None) != cache_key("a", "None")
     assert len(cache_key("x")) == 40
 

@@ -1,16 +1,24 @@
 """yt-dlp through its Python API, with every request it makes passed through the SSRF guard.
 
-Guarding yt-dlp: :class:`GuardedYoutubeDL` gives yt-dlp one request handler only,
-:class:`GuardedUrllibRH` (yt-dlp's urllib handler with its connections made by
-:meth:`URLGuard.connect` and each redirect target checked), so page, API, manifest,
-fragment and media requests, and the redirects between them, are all judged. Proxies
-and non-http(s) schemes are not served, and external downloaders are switched off
-(``external_downloader: native``), because a program yt-dlp starts makes its own
-connections. The one exception is a section download, which only ffmpeg can do: it is
-used only for plain http(s) formats, after the format URL's redirects have been
-followed through the guard, and ffmpeg is told not to follow any itself
-(``-max_redirects 0``). An ffmpeg without that option gets no section: the whole file
-is downloaded natively and the caller cuts it.
+:class:`GuardedYoutubeDL` gives yt-dlp a single request handler, :class:`GuardedUrllibRH`
+(yt-dlp's urllib handler whose sockets are opened by :meth:`URLGuard.connect` and
+whose redirect targets are checked), so page, API, manifest, fragment and media
+requests and the redirects between them are all judged. Proxies and schemes other
+than http(s) are not served.
+
+Programs yt-dlp starts make their own connections, so external downloaders are off
+(``external_downloader: native``). ffmpeg is still needed for section downloads, and
+yt-dlp hands it HLS it cannot parse natively; it therefore gets, on every input:
+
+* for a section cut (plain http(s) formats only): the format URL already resolved
+  through the guard, ``-max_redirects 0``, no proxy, http(s) as the only protocols and
+  container demuxers only, so a "video" that is really a playlist cannot send it elsewhere. An
+  ffmpeg without ``max_redirects`` (before 7.1) cuts nothing: the whole file is
+  downloaded natively and ``section_applied`` stays false, for the caller to cut;
+* otherwise: no network protocol at all, so such a hand-over fails closed.
+
+What remains unguarded is ffmpeg's own DNS lookup of an already checked host during a
+cut (a rebinding window of one request).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
@@ -65,11 +74,13 @@ COOKIES_HINT = (
     "(the content of a Netscape cookie file) or --cookies FILE"
 )
 #: ffmpeg input options for a section cut: no redirects (the URL was resolved through
-#: the guard), plain http(s) only, and container demuxers only, so a "media" URL that
-#: is really a playlist cannot send ffmpeg on to other hosts.
+#: the guard), no proxy, plain http(s) only, and container demuxers only, so a "media"
+#: URL that is really a playlist cannot send ffmpeg on to other hosts.
 _FFMPEG_CUT_ARGS = (
     "-max_redirects",
     "0",
+    "-http_proxy",  # empty: ffmpeg would otherwise take $http_proxy and bypass the guard
+    "",
     "-protocol_whitelist",
     "http,https,tcp,tls",
     "-format_whitelist",
@@ -161,6 +172,8 @@ class _GuardedHTTPHandler(ytdlp_urllib.HTTPHandler):  # type: ignore[misc]
                 return guard.connect(address[0], address[1], seconds, source_address)
             except BlockedURLError as exc:
                 raise GuardRefusal(str(exc)) from exc
+            except ReelscribeError as exc:  # DNS failed: let urllib report it as usual
+                raise OSError(str(exc)) from exc
 
         def factory(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
             connection = base(*args, **kwargs)
@@ -171,19 +184,12 @@ class _GuardedHTTPHandler(ytdlp_urllib.HTTPHandler):  # type: ignore[misc]
         return factory
 
     def http_open(self, req: Any) -> Any:
-        _refuse_socks(req)
         return self.do_open(self._connection_factory(http.client.HTTPConnection), req)
 
     def https_open(self, req: Any) -> Any:
-        _refuse_socks(req)
         return self.do_open(
             self._connection_factory(http.client.HTTPSConnection), req, context=self._context
         )
-
-
-def _refuse_socks(req: Any) -> None:
-    if req.headers.pop("Ytdl-socks-proxy", None):
-        raise GuardRefusal("proxies are not supported by the guarded fetcher")
 
 
 class _GuardedRedirectHandler(ytdlp_urllib.RedirectHandler):  # type: ignore[misc]
@@ -217,8 +223,8 @@ class GuardedUrllibRH(ytdlp_urllib.UrllibRH):  # type: ignore[misc]
         self._guard = guard
 
     def _create_instance(self, proxies: Any, cookiejar: Any, legacy_ssl_support: Any = None) -> Any:
-        import urllib.request
-
+        # yt-dlp's own opener minus its proxy, ftp and file handlers, with guarded
+        # connection and redirect handlers.
         opener = urllib.request.OpenerDirector()
         for handler in (
             _GuardedHTTPHandler(
@@ -238,11 +244,15 @@ class GuardedUrllibRH(ytdlp_urllib.UrllibRH):  # type: ignore[misc]
 
 
 class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
-    """A YoutubeDL whose only request handler is :class:`GuardedUrllibRH`."""
+    """A YoutubeDL whose only request handler is :class:`GuardedUrllibRH`.
+
+    Proxies (``proxy`` or the environment's) are ignored: through a proxy the guard
+    would only ever see the proxy's address.
+    """
 
     def __init__(self, params: dict[str, Any], guard: URLGuard) -> None:
         self._guard = guard
-        super().__init__(params)
+        super().__init__({**params, "proxy": ""})
 
     @functools.cached_property
     def _request_director(self) -> Any:
@@ -350,7 +360,6 @@ class YtdlpSession:
             "retries": 2,
             "fragment_retries": 2,
             "max_filesize": max_bytes,
-            "proxy": "",
             "cookiefile": str(cookies) if cookies else None,
             "ffmpeg_location": ffmpeg_exe(),
             "external_downloader": {"default": "native"},

@@ -262,12 +262,16 @@ def _plan_smart(cut: _Cut, scan: VideoScan) -> _SmartPlan | None:
     frames = _frames_in(scan, cut.start, cut.end)
     if not frames:
         return None
-    cuts = [k for k in _clean_cut_points(scan.packets) if frames[0] - _EPS <= k <= frames[-1]]
+    # The frame right after the range: when it is a clean keyframe the end needs no
+    # re-encoding at all.
+    after = min((p.pts for p in scan.packets if p.pts >= cut.end - _EPS), default=None)
+    last = frames[-1] if after is None else after
+    cuts = [k for k in _clean_cut_points(scan.packets) if frames[0] - _EPS <= k <= last + _EPS]
     if not cuts:
         return None  # the range is shorter than a GOP: a re-encode is as quick
     body_start = cuts[0]
     head = len(_frames_in(scan, frames[0], body_start))
-    if cut.reaches_eof and not any(p.pts >= cut.end - _EPS for p in scan.packets):
+    if after is None and cut.reaches_eof:
         return _SmartPlan(frames[0], head, body_start, None, None, 0, len(frames))
     tail_start = cuts[-1]
     body = len(_frames_in(scan, body_start, tail_start))
@@ -276,6 +280,10 @@ def _plan_smart(cut: _Cut, scan: VideoScan) -> _SmartPlan | None:
     tail = len(frames) - head - body
     return _SmartPlan(frames[0], head, body_start, body, tail_start if tail else None, tail,
                       len(frames))  # fmt: skip
+
+
+def _keyframe_before(scan: VideoScan, t: float) -> float:
+    return max(p.pts for p in scan.packets if p.keyframe and p.pts <= t + _EPS)
 
 
 def _clean_cut_points(packets: Sequence[PacketTiming]) -> list[float]:
@@ -318,7 +326,12 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
             # before the shift its decode times are its display times.
             key = next(p for p in scan.packets if abs(p.pts - plan.body_start) < _EPS)
             lag = key.pts - key.dts
-            seek = _seek(cut.info, plan.first, scan.packets[0].pts, plan.body_start - plan.first)
+            seek = _seek(
+                cut.info,
+                plan.first,
+                _keyframe_before(scan, plan.first),
+                plan.body_start - plan.first,
+            )
             parts.append(tmp / "head.ts")
             run_ffmpeg([
                 *seek.input, "-i", str(cut.src), *_part_video_args(cut, scan, plan.head, seek),
@@ -349,7 +362,7 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
         inputs, maps = ["-i", str(joined)], ["-map", "0:v:0"]
         if cut.audio is not None:
             audio = tmp / "audio.mka"
-            seek = _seek(cut.info, plan.first, scan.packets[0].pts, duration)
+            seek = _seek(cut.info, plan.first, _keyframe_before(scan, plan.first), duration)
             run_ffmpeg([*seek.input, "-i", str(cut.src), "-map", "0:a:0", "-af",
                         ",".join(seek.audio), *_audio_args(cut), "-y", str(audio)],
                        what="smart cut (audio)", duration=duration,
@@ -407,7 +420,8 @@ def _reencode(cut: _Cut, scan: VideoScan | None = None) -> tuple[float, Method, 
             raise InvalidInputError(
                 f"the range {cut.start:g}–{cut.end:g}s holds no video frame; make it longer"
             )
-        start, keyframe, frames = in_range[0], scan.packets[0].pts, len(in_range)
+        start, frames = in_range[0], len(in_range)
+        keyframe = _keyframe_before(scan, start)
         encoder = select_h264_encoder(cut.options.encoder)
     duration = cut.end - start
     seek = _seek(cut.info, start, keyframe, duration)
