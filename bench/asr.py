@@ -10,13 +10,13 @@ see bench/speech.py), measured in the same run. The baseline is
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
 import speech
-
-from reelscribe.config import get_settings
 from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.config import get_settings
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 
 
@@ -28,8 +28,9 @@ def main() -> None:
     audio, reference = speech.build()
     seconds = len(audio) / speech.SR
     settings = get_settings()
-    engine = EngineOptions(model="base", cpu_threads=settings.cpu_threads,
-                           models_dir=settings.models_dir)
+    engine = EngineOptions(
+        model="base", cpu_threads=settings.cpu_threads, models_dir=settings.models_dir
+    )
     loaded = load_model(engine)
     whisper = loaded.whisper
 
@@ -48,16 +49,26 @@ def main() -> None:
 
     raw_t, ours_t = min(raw_times), min(ours_times)
     raw_wer, ours_wer = speech.wer(reference, raw_text), speech.wer(reference, ours_text)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}")
-    print(f"audio: {seconds:.1f} s of real speech; model {loaded.info.name} "
-          f"{loaded.info.compute_type} on {loaded.info.device}; best of {args.repeat}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}"
+    )
+    print(
+        f"audio: {seconds:.1f} s of real speech; model {loaded.info.name} "
+        f"{loaded.info.compute_type} on {loaded.info.device}; best of {args.repeat}"
+    )
     print("| run | time (s) | RTF | WER |")
     print("|---|---|---|---|")
-    print(f"| raw faster-whisper (defaults) | {raw_t:.2f} | {raw_t / seconds:.3f} | {raw_wer:.3%} |")
-    print(f"| reelscribe default ({transcript.extra.get('mode')}, word timestamps) "
-          f"| {ours_t:.2f} | {ours_t / seconds:.3f} | {ours_wer:.3%} |")
-    print(f"speed ratio: {raw_t / ours_t:.2f}x (target >= 2x); "
-          f"WER difference: {100 * (ours_wer - raw_wer):+.2f} points (target <= +1)")
+    print(
+        f"| raw faster-whisper (defaults) | {raw_t:.2f} | {raw_t / seconds:.3f} | {raw_wer:.3%} |"
+    )
+    print(
+        f"| reelscribe default ({transcript.extra.get('mode')}, word timestamps) "
+        f"| {ours_t:.2f} | {ours_t / seconds:.3f} | {ours_wer:.3%} |"
+    )
+    print(
+        f"speed ratio: {raw_t / ours_t:.2f}x (target >= 2x); "
+        f"WER difference: {100 * (ours_wer - raw_wer):+.2f} points (target <= +1)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import speech
 
+import speech
 from reelscribe.media.ffmpeg import ffmpeg_exe
 
 
@@ -29,9 +29,28 @@ def make_long_file(dest: Path, minutes: float) -> Path:
     repeats = int(np.ceil(minutes * 60 * speech.SR / len(audio)))
     long = np.tile(audio, repeats)[: int(minutes * 60 * speech.SR)]
     subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar",
-         str(speech.SR), "-ac", "1", "-i", "pipe:0", "-c:a", "aac", "-b:a", "64k", str(dest)],
-        input=long.tobytes(), check=True,
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "f32le",
+            "-ar",
+            str(speech.SR),
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            str(dest),
+        ],
+        input=long.tobytes(),
+        check=True,
     )
     return dest
 
@@ -44,16 +63,29 @@ def main() -> None:
         src = make_long_file(Path(tmp) / "long.m4a", args.minutes)
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "reelscribe.cli", "transcribe", str(src), "--format",
-             "srt,json", "--out", str(Path(tmp) / "out"), "--quiet"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "reelscribe.cli",
+                "transcribe",
+                str(src),
+                "--format",
+                "srt,json",
+                "--out",
+                str(Path(tmp) / "out"),
+                "--quiet",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         elapsed = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"| audio | wall time (s) | RTF | peak RSS (MB) |")
+    print("| audio | wall time (s) | RTF | peak RSS (MB) |")
     print("|---|---|---|---|")
-    print(f"| {args.minutes:g} min real speech (AAC) | {elapsed:.1f} | "
-          f"{elapsed / (args.minutes * 60):.3f} | {peak_mb:.0f} |")
+    print(
+        f"| {args.minutes:g} min real speech (AAC) | {elapsed:.1f} | "
+        f"{elapsed / (args.minutes * 60):.3f} | {peak_mb:.0f} |"
+    )
     print(f"target: peak RSS <= 1024 MB -> {'met' if peak_mb <= 1024 else 'NOT met'}")
 
 

@@ -18,21 +18,31 @@ import numpy as np
 
 from reelscribe.media.ffmpeg import ffmpeg_exe
 
-MEDIA = Path(os.environ.get("REELSCRIBE_TEST_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+MEDIA = Path(
+    os.environ.get(
+        "REELSCRIBE_TEST_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"
+    )
+)
 SR = 16_000
 
-JFK = ("And so my fellow Americans, ask not what your country can do for you, "
-       "ask what you can do for your country.")
-LEFT = ("He began a confused complaint against the wizard, who had vanished behind "
-        "the curtain on the left.")
+JFK = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+LEFT = (
+    "He began a confused complaint against the wizard, who had vanished behind "
+    "the curtain on the left."
+)
 RIGHT = "The horizon seems extremely distant."
-MIT = ("Permission is hereby granted, free of charge, to any person obtaining a copy of this "
-       "software and associated documentation files, to deal in the software without "
-       "restriction, including without limitation the rights to use, copy, modify, merge, "
-       "publish, distribute, sublicense, and/or sell copies of the software, and to permit "
-       "persons to whom the software is furnished to do so, subject to the following "
-       "conditions: The above copyright notice and this permission notice shall be included "
-       "in all copies or substantial portions of the software.")
+MIT = (
+    "Permission is hereby granted, free of charge, to any person obtaining a copy of this "
+    "software and associated documentation files, to deal in the software without "
+    "restriction, including without limitation the rights to use, copy, modify, merge, "
+    "publish, distribute, sublicense, and/or sell copies of the software, and to permit "
+    "persons to whom the software is furnished to do so, subject to the following "
+    "conditions: The above copyright notice and this permission notice shall be included "
+    "in all copies or substantial portions of the software."
+)
 
 # (file, ffmpeg audio filter selecting the part, reference text)
 PIECES = [
@@ -46,9 +56,25 @@ TEMPOS = (1.0, 0.92, 1.08)
 
 def decode(path: Path, audio_filter: str) -> np.ndarray:
     out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-af", audio_filter,
-         "-ac", "1", "-ar", str(SR), "-f", "f32le", "pipe:1"],
-        check=True, capture_output=True,
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-af",
+            audio_filter,
+            "-ac",
+            "1",
+            "-ar",
+            str(SR),
+            "-f",
+            "f32le",
+            "pipe:1",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     return np.frombuffer(out, np.float32)
 

@@ -29,9 +29,18 @@ def shared_media() -> Path:
     return TEST_MEDIA
 
 
-def make_media(dest: Path, *, duration: float = 6.0, video: bool = True, audio: bool = True,
-               size: str = "320x240", fps: int = 25, gop: int = 50, bframes: int = 2,
-               extra: Sequence[str] = ()) -> Path:
+def make_media(
+    dest: Path,
+    *,
+    duration: float = 6.0,
+    video: bool = True,
+    audio: bool = True,
+    size: str = "320x240",
+    fps: int = 25,
+    gop: int = 50,
+    bframes: int = 2,
+    extra: Sequence[str] = (),
+) -> Path:
     """Generates an H.264/AAC MP4 (or audio-only / video-only file) with ffmpeg's lavfi
     sources: a test pattern with a running frame counter and a sine tone."""
     args: list[str] = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
@@ -40,9 +49,22 @@ def make_media(dest: Path, *, duration: float = 6.0, video: bool = True, audio: 
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={duration}"]
     if video:
-        args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                 "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-                 "-bf", str(bframes)]
+        args += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            str(gop),
+            "-keyint_min",
+            str(gop),
+            "-sc_threshold",
+            "0",
+            "-bf",
+            str(bframes),
+        ]
     if audio:
         args += ["-c:a", "aac", "-b:a", "96k"]
     args += [*extra, str(dest)]
@@ -85,15 +107,30 @@ def engine_options(models_dir: Path):  # type: ignore[no-untyped-def]
     return EngineOptions(model="base", models_dir=models_dir)
 
 
-def decode_channel(path: Path, channel: int | None = None) -> "np.ndarray":  # noqa: F821
+def decode_channel(path: Path, channel: int | None = None) -> np.ndarray:  # noqa: F821
     """16 kHz mono float32 samples of a file (one channel of it when asked)."""
     import numpy as np
 
     pan = [] if channel is None else ["-af", f"pan=mono|c0=c{channel}"]
     out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), *pan,
-         "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"],
-        check=True, capture_output=True,
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            *pan,
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "-f",
+            "f32le",
+            "pipe:1",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     return np.frombuffer(out, np.float32)
 

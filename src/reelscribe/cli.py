@@ -42,14 +42,14 @@ app = typer.Typer(
 
 
 class Task(StrEnum):
-    transcribe = "transcribe"
-    translate = "translate"
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
 
 
 class Subtitles(StrEnum):
-    none = "none"
-    sidecar = "sidecar"
-    burn = "burn"
+    NONE = "none"
+    SIDECAR = "sidecar"
+    BURN = "burn"
 
 
 SourceArg = Annotated[str, typer.Argument(help="A file path, an http(s) URL or a yt-dlp URL.")]
@@ -172,7 +172,7 @@ def transcribe(
         str,
         typer.Option(
             "--format",
-            "-f",  # noqa: A002 - the CLI's word
+            "-f",
             help="Comma-separated: srt,vtt,txt,json,md,ass.",
         ),
     ] = "srt",
@@ -181,7 +181,7 @@ def transcribe(
     language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
     task: Annotated[
         Task, typer.Option(help="transcribe, or translate into English.")
-    ] = Task.transcribe,
+    ] = Task.TRANSCRIBE,
     clip_mode: ModeOpt = ClipMode.FAST,
     burn_in: Annotated[
         bool, typer.Option("--burn-in", help="Also write the clip with subtitles burned in.")
@@ -234,7 +234,7 @@ def clip(
     subtitles: Annotated[
         Subtitles,
         typer.Option(help="none; sidecar: also write SRT/VTT; burn: burn them into the clip."),
-    ] = Subtitles.none,
+    ] = Subtitles.NONE,
     model: Annotated[str | None, typer.Option(help="Model for the subtitles.")] = None,
     language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
     max_line_chars: MaxCharsOpt = 42,
@@ -248,11 +248,11 @@ def clip(
 ) -> None:
     """Cut a section of a file or URL, optionally with subtitles."""
     settings = get_settings()
-    burn = subtitles is Subtitles.burn
+    burn = subtitles is Subtitles.BURN
     request = PipelineRequest(
         source=source,
         time_range=TimeRange.parse(start, end),
-        formats=("srt", "vtt") if subtitles is Subtitles.sidecar else (),
+        formats=("srt", "vtt") if subtitles is Subtitles.SIDECAR else (),
         clip_output=not burn,
         burn_output=burn,
         clip_mode=mode,
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reelscribe: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except Exception as exc:
         if os.environ.get("REELSCRIBE_DEBUG"):
             raise
         print(

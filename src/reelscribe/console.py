@@ -12,10 +12,12 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    Progress as RichProgress,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
 )
 
 from reelscribe.progress import Progress

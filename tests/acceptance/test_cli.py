@@ -27,8 +27,9 @@ def cli_env(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def reelscribe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [CLI, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,47 +37,96 @@ def jfk_video(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """JFK's speech over a test pattern: 11 s, 320x240, H.264 + AAC."""
     dest = tmp_path_factory.mktemp("cli") / "jfk video.mp4"
     subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-         "testsrc2=size=320x240:rate=25:duration=11", "-i", str(shared_media / "jfk.flac"),
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", str(dest)],
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=11",
+            "-i",
+            str(shared_media / "jfk.flac"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(dest),
+        ],
         check=True,
     )
     return dest
 
 
-def test_transcribe_all_formats(cli_env: dict[str, str], shared_media: Path,
-                                tmp_path: Path) -> None:
-    proc = reelscribe(cli_env, "transcribe", str(shared_media / "jfk.flac"), "--format",
-                      "srt,vtt,txt,json,md,ass", "--out", str(tmp_path), "--json")
+def test_transcribe_all_formats(
+    cli_env: dict[str, str], shared_media: Path, tmp_path: Path
+) -> None:
+    proc = reelscribe(
+        cli_env,
+        "transcribe",
+        str(shared_media / "jfk.flac"),
+        "--format",
+        "srt,vtt,txt,json,md,ass",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert set(summary["outputs"]) == {"srt", "vtt", "txt", "json", "md", "ass"}
     for path in summary["outputs"].values():
-        assert Path(path).is_file() and Path(path).parent == tmp_path
+        assert Path(path).is_file()
+        assert Path(path).parent == tmp_path
     subs = pysrt.open(summary["outputs"]["srt"])
     assert "fellow americans" in " ".join(s.text for s in subs).lower()
     doc = json.loads(Path(summary["outputs"]["json"]).read_text())
-    assert doc["schema"] == "reelscribe.transcript" and doc["version"] == 1
+    assert doc["schema"] == "reelscribe.transcript"
+    assert doc["version"] == 1
     assert normalise_words(doc["text"])[:4] == ["and", "so", "my", "fellow"]
     assert summary["transcript"]["language"] == "en"
 
 
-def test_progress_goes_to_stderr(cli_env: dict[str, str], shared_media: Path,
-                                 tmp_path: Path) -> None:
-    proc = reelscribe(cli_env, "transcribe", str(shared_media / "jfk.flac"), "--out",
-                      str(tmp_path))
+def test_progress_goes_to_stderr(
+    cli_env: dict[str, str], shared_media: Path, tmp_path: Path
+) -> None:
+    proc = reelscribe(cli_env, "transcribe", str(shared_media / "jfk.flac"), "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "transcribe" in proc.stderr and "100.0%" in proc.stderr
+    assert "transcribe" in proc.stderr
+    assert "100.0%" in proc.stderr
     # stdout carries only results: "<kind>\t<path>" lines
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["srt"]
 
 
-def test_transcribe_range_with_clip_and_burn(cli_env: dict[str, str], jfk_video: Path,
-                                            tmp_path: Path) -> None:
-    proc = reelscribe(cli_env, "transcribe", str(jfk_video), "--start", "00:00:03.5", "--end",
-                      "9", "--clip", "--burn-in", "--clip-mode", "exact", "--format", "srt",
-                      "--out", str(tmp_path), "--json", "--quiet")
+def test_transcribe_range_with_clip_and_burn(
+    cli_env: dict[str, str], jfk_video: Path, tmp_path: Path
+) -> None:
+    proc = reelscribe(
+        cli_env,
+        "transcribe",
+        str(jfk_video),
+        "--start",
+        "00:00:03.5",
+        "--end",
+        "9",
+        "--clip",
+        "--burn-in",
+        "--clip-mode",
+        "exact",
+        "--format",
+        "srt",
+        "--out",
+        str(tmp_path),
+        "--json",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert set(summary["outputs"]) == {"clip", "burned_clip", "srt"}
@@ -94,8 +144,21 @@ def test_transcribe_range_with_clip_and_burn(cli_env: dict[str, str], jfk_video:
 
 
 def test_clip_command_sidecar(cli_env: dict[str, str], jfk_video: Path, tmp_path: Path) -> None:
-    proc = reelscribe(cli_env, "clip", str(jfk_video), "--start", "3.3", "--end", "7",
-                      "--subtitles", "sidecar", "--out", str(tmp_path), "--json", "--quiet")
+    proc = reelscribe(
+        cli_env,
+        "clip",
+        str(jfk_video),
+        "--start",
+        "3.3",
+        "--end",
+        "7",
+        "--subtitles",
+        "sidecar",
+        "--out",
+        str(tmp_path),
+        "--json",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert set(summary["outputs"]) == {"clip", "srt", "vtt"}
@@ -136,8 +199,9 @@ def test_models_lists_packaged_base(cli_env: dict[str, str]) -> None:
         (["clip", "{jfk}", "--start", "1"], "--end"),
     ],
 )
-def test_bad_input_one_line(cli_env: dict[str, str], shared_media: Path, tmp_path: Path,
-                            args: list[str], fragment: str) -> None:
+def test_bad_input_one_line(
+    cli_env: dict[str, str], shared_media: Path, tmp_path: Path, args: list[str], fragment: str
+) -> None:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"this is not a video" * 100)
     args = [a.format(jfk=shared_media / "jfk.flac", garbage=garbage) for a in args]

@@ -13,9 +13,14 @@ from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 from reelscribe.progress import Progress
 from tests.conftest import decode_channel, normalise_words
 
-JFK = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
-LEFT = ("he began a confused complaint against the wizard who had vanished behind the curtain "
-        "on the left")
+JFK = (
+    "and so my fellow americans ask not what your country can do for you "
+    "ask what you can do for your country"
+)
+LEFT = (
+    "he began a confused complaint against the wizard who had vanished behind the curtain "
+    "on the left"
+)
 RIGHT = "the horizon seems extremely distant"
 
 
@@ -37,11 +42,16 @@ def check_invariants(t: Transcript) -> None:
         assert starts == sorted(starts)
 
 
-def test_jfk_word_for_word(shared_media: Path, model: LoadedModel,
-                           engine_options: EngineOptions) -> None:
+def test_jfk_word_for_word(
+    shared_media: Path, model: LoadedModel, engine_options: EngineOptions
+) -> None:
     events: list[Progress] = []
-    t = transcribe(shared_media / "jfk.flac", TranscribeOptions(engine=engine_options),
-                   events.append, model=model)
+    t = transcribe(
+        shared_media / "jfk.flac",
+        TranscribeOptions(engine=engine_options),
+        events.append,
+        model=model,
+    )
     assert normalise_words(t.text) == JFK.split()
     assert t.language == "en"
     assert 10.5 < t.duration < 11.5
@@ -55,8 +65,13 @@ def test_jfk_word_for_word(shared_media: Path, model: LoadedModel,
 
 
 @pytest.mark.parametrize(("channel", "expected"), [(0, LEFT), (1, RIGHT)])
-def test_stereo_channels(shared_media: Path, model: LoadedModel, engine_options: EngineOptions,
-                         channel: int, expected: str) -> None:
+def test_stereo_channels(
+    shared_media: Path,
+    model: LoadedModel,
+    engine_options: EngineOptions,
+    channel: int,
+    expected: str,
+) -> None:
     audio = decode_channel(shared_media / "stereo_diarization.wav", channel)
     t = transcribe(audio, TranscribeOptions(engine=engine_options, language="en"), model=model)
     assert normalise_words(t.text) == expected.split()
@@ -64,16 +79,21 @@ def test_stereo_channels(shared_media: Path, model: LoadedModel, engine_options:
 
 
 def test_hotwords(shared_media: Path, model: LoadedModel, engine_options: EngineOptions) -> None:
-    t = transcribe(shared_media / "hotwords.mp3",
-                   TranscribeOptions(engine=engine_options, hotwords="ComfyUI"), model=model)
+    t = transcribe(
+        shared_media / "hotwords.mp3",
+        TranscribeOptions(engine=engine_options, hotwords="ComfyUI"),
+        model=model,
+    )
     assert "ComfyUI" in t.text
 
 
-def test_batched_long_audio_resegmented(shared_media: Path, model: LoadedModel,
-                                        engine_options: EngineOptions) -> None:
+def test_batched_long_audio_resegmented(
+    shared_media: Path, model: LoadedModel, engine_options: EngineOptions
+) -> None:
     audio = decode_channel(shared_media / "multilingual.mp3")[: 30 * 16000]
-    t = transcribe(audio, TranscribeOptions(engine=engine_options, batched=True, language="en"),
-                   model=model)
+    t = transcribe(
+        audio, TranscribeOptions(engine=engine_options, batched=True, language="en"), model=model
+    )
     assert t.extra["mode"] == "batched"
     words = normalise_words(t.text)
     assert words[:6] == ["permission", "is", "hereby", "granted", "free", "of"]
@@ -83,15 +103,18 @@ def test_batched_long_audio_resegmented(shared_media: Path, model: LoadedModel,
     check_invariants(t)
 
 
-def test_translate_task_and_forced_language(shared_media: Path, model: LoadedModel,
-                                            engine_options: EngineOptions) -> None:
-    audio = decode_channel(shared_media / "multilingual.mp3")[31 * 16000: 45 * 16000]
-    german = transcribe(audio, TranscribeOptions(engine=engine_options, language="de"),
-                        model=model)
+def test_translate_task_and_forced_language(
+    shared_media: Path, model: LoadedModel, engine_options: EngineOptions
+) -> None:
+    audio = decode_channel(shared_media / "multilingual.mp3")[31 * 16000 : 45 * 16000]
+    german = transcribe(audio, TranscribeOptions(engine=engine_options, language="de"), model=model)
     assert german.language == "de"
     assert {"der", "die", "und", "software"} & set(normalise_words(german.text))
-    english = transcribe(audio, TranscribeOptions(engine=engine_options, language="de",
-                                                  task="translate"), model=model)
+    english = transcribe(
+        audio,
+        TranscribeOptions(engine=engine_options, language="de", task="translate"),
+        model=model,
+    )
     assert english.task == "translate"
     assert "software" in normalise_words(english.text)
     assert not {"der", "die", "und"} & set(normalise_words(english.text))

@@ -49,7 +49,7 @@ def test_bad_names(tmp_path: Path) -> None:
         resolve("gigantic-v9", tmp_path)
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         resolve("./no/such/dir", tmp_path)
-    with pytest.raises(ModelUnavailableError, match="no model.bin"):
+    with pytest.raises(ModelUnavailableError, match=r"no model\.bin"):
         resolve(str(tmp_path), tmp_path)
 
 

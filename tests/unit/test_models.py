@@ -8,8 +8,14 @@ from reelscribe.models import TimeRange, format_timestamp, parse_timestamp
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("75.5", 75.5), ("0", 0.0), ("01:15.5", 75.5), ("00:01:15.500", 75.5),
-     ("1:02:03", 3723.0), (12, 12.0)],
+    [
+        ("75.5", 75.5),
+        ("0", 0.0),
+        ("01:15.5", 75.5),
+        ("00:01:15.500", 75.5),
+        ("1:02:03", 3723.0),
+        (12, 12.0),
+    ],
 )
 def test_parse_timestamp(text: str | int, seconds: float) -> None:
     assert parse_timestamp(text) == pytest.approx(seconds)

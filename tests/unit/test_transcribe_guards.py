@@ -13,10 +13,25 @@ from reelscribe.pipeline.transcribe import (
 )
 
 
-def raw(start: float, end: float, text: str, *, cr: float = 1.5, nsp: float = 0.01,
-        lp: float = -0.2, words: list[SimpleNamespace] | None = None) -> SimpleNamespace:
-    return SimpleNamespace(start=start, end=end, text=text, compression_ratio=cr,
-                           no_speech_prob=nsp, avg_logprob=lp, words=words)
+def raw(
+    start: float,
+    end: float,
+    text: str,
+    *,
+    cr: float = 1.5,
+    nsp: float = 0.01,
+    lp: float = -0.2,
+    words: list[SimpleNamespace] | None = None,
+) -> SimpleNamespace:
+    return SimpleNamespace(
+        start=start,
+        end=end,
+        text=text,
+        compression_ratio=cr,
+        no_speech_prob=nsp,
+        avg_logprob=lp,
+        words=words,
+    )
 
 
 def test_guards_drop_and_flag() -> None:
@@ -33,22 +48,29 @@ def test_guards_drop_and_flag() -> None:
     assert [s.text for s in kept] == ["Hello there.", "Mumbled words."]
     assert kept[1].flags == ("low_confidence",)
     assert dropped == 4
-    flagged, _ = _convert(segments, TranscribeOptions(drop_hallucinations=False), 22.0, speech,
-                          None)
+    flagged, _ = _convert(
+        segments, TranscribeOptions(drop_hallucinations=False), 22.0, speech, None
+    )
     assert [s.flags for s in flagged] == [
-        (), ("repetition",), ("high_compression_ratio",), ("no_speech", "low_confidence"),
-        ("low_confidence",), ("outside_speech",),
+        (),
+        ("repetition",),
+        ("high_compression_ratio",),
+        ("no_speech", "low_confidence"),
+        ("low_confidence",),
+        ("outside_speech",),
     ]
 
 
 def test_words_without_timing_are_interpolated() -> None:
     words = _words(None, 1.0, 3.0, " two words")
-    assert [(w.start, w.end, w.interpolated) for w in words] == [(1.0, 2.0, True),
-                                                                 (2.0, 3.0, True)]
-    raw_words = [SimpleNamespace(start=0.5, end=1.5, word=" early", probability=0.9),
-                 SimpleNamespace(start=1.5, end=2.0, word=" fine", probability=0.8)]
+    assert [(w.start, w.end, w.interpolated) for w in words] == [(1.0, 2.0, True), (2.0, 3.0, True)]
+    raw_words = [
+        SimpleNamespace(start=0.5, end=1.5, word=" early", probability=0.9),
+        SimpleNamespace(start=1.5, end=2.0, word=" fine", probability=0.8),
+    ]
     clamped = _words(raw_words, 1.0, 3.0, " early fine")
-    assert clamped[0].start == 1.0 and clamped[0].interpolated
+    assert clamped[0].start == 1.0
+    assert clamped[0].interpolated
     assert not clamped[1].interpolated
 
 
@@ -56,8 +78,16 @@ def test_split_at_sentences() -> None:
     def w(s: float, e: float, t: str) -> Word:
         return Word(s, e, t, 0.9)
 
-    words = (w(0, 0.5, " One."), w(0.6, 1.0, " Two"), w(1.0, 1.4, " words"),
-             w(3.0, 3.5, " after"), w(3.5, 4.0, " pause"))
+    words = (
+        w(0, 0.5, " One."),
+        w(0.6, 1.0, " Two"),
+        w(1.0, 1.4, " words"),
+        w(3.0, 3.5, " after"),
+        w(3.5, 4.0, " pause"),
+    )
     pieces = _split_at_sentences(words)
-    assert [[x.text for x in p] for p in pieces] == [[" One."], [" Two", " words"],
-                                                      [" after", " pause"]]
+    assert [[x.text for x in p] for p in pieces] == [
+        [" One."],
+        [" Two", " words"],
+        [" after", " pause"],
+    ]

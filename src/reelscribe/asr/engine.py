@@ -7,6 +7,7 @@ keyed by what makes them different.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,11 +109,11 @@ def _load_hub(factory: Any, name: str, kwargs: dict[str, Any]) -> Any:
     # A cached copy loads without any network; only then try the hub.
     try:
         return factory(name, local_files_only=True, **kwargs)
-    except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds here
+    except Exception:
         pass
     try:
         return factory(name, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - network, auth, disk: all mean "not available"
+    except Exception as exc:
         raise ModelUnavailableError(unavailable_hint(name)) from exc
 
 
