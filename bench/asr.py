@@ -49,9 +49,7 @@ def main() -> None:
 
     raw_t, ours_t = min(raw_times), min(ours_times)
     raw_wer, ours_wer = speech.wer(reference, raw_text), speech.wer(reference, ours_text)
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}"
-    )
+    print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()}")
     print(
         f"audio: {seconds:.1f} s of real speech; model {loaded.info.name} "
         f"{loaded.info.compute_type} on {loaded.info.device}; best of {args.repeat}"

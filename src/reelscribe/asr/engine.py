@@ -107,13 +107,11 @@ def _load(
 
 def _load_hub(factory: Any, name: str, kwargs: dict[str, Any]) -> Any:
     # A cached copy loads without any network; only then try the hub.
-    try:
+    with contextlib.suppress(Exception):  # huggingface_hub raises many kinds here
         return factory(name, local_files_only=True, **kwargs)
-    except Exception:
-        pass
     try:
         return factory(name, **kwargs)
-    except Exception as exc:
+    except Exception as exc:  # network, auth, disk: all mean "not available"
         raise ModelUnavailableError(unavailable_hint(name)) from exc
 
 
