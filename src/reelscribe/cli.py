@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from reelscribe import __version__
@@ -410,14 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     except ReelscribeError as exc:
         print(f"reelscribe: error: {exc}", file=sys.stderr)
         return 2 if exc.user_fault else 1
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.Abort:
+    except typer.Abort:
         print("reelscribe: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
-        print(f"reelscribe: error: {exc.format_message()}", file=sys.stderr)
-        return exc.exit_code
+    except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"reelscribe: error: {message}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("reelscribe: interrupted", file=sys.stderr)
         return 130

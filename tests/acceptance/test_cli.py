@@ -187,7 +187,7 @@ def test_models_lists_packaged_base(cli_env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["transcribe", "/no/such/file.mp4"], "does not exist"),
+        (["transcribe", "/no/such/file.mp4"], "no such file"),
         (["transcribe", "{jfk}", "--start", "10", "--end", "5"], "must be after start"),
         (["transcribe", "{jfk}", "--format", "srt,docx"], "docx"),
         (["transcribe", "{jfk}", "--start", "99"], "beyond the end"),
