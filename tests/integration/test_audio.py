@@ -51,6 +51,17 @@ def test_range_matches_the_same_samples_of_the_whole(media_dir: Path) -> None:
     assert np.corrcoef(part, whole[at : at + len(part)])[0, 1] > 0.8
 
 
+def test_late_audio_keeps_its_place_on_the_timeline(media_dir: Path) -> None:
+    # Sample 0 is source time 0 even when the audio track starts 0.3 s in.
+    src = make_source(media_dir / "audio_late.mp4", duration=4.0, audio_delay=0.3)
+    whole = load_audio(src)
+    assert np.abs(whole[: int(0.25 * 16000)]).max() < 1e-3
+    assert np.abs(whole[int(0.35 * 16000) : int(0.5 * 16000)]).max() > 0.1
+    part = load_audio(src, TimeRange(1.0, 2.0))
+    scores = [float(np.dot(part, whole[16000 + lag : 32000 + lag])) for lag in range(-64, 64)]
+    assert int(np.argmax(scores)) - 64 == 0
+
+
 def test_other_sample_rate(sample_av: Path) -> None:
     samples = load_audio(sample_av, TimeRange(1.0, 2.0), sample_rate=8000)
     assert abs(len(samples) - 8000) <= 8

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reelscribe.errors import InvalidInputError
+from reelscribe.media.ffmpeg import filter_value
 from reelscribe.models import TimeRange
 from reelscribe.pipeline.burn import burn
 from reelscribe.pipeline.clip import ClipMode, ClipOptions, clip
@@ -104,6 +105,13 @@ def test_awkward_paths_are_escaped(sample_av: Path, tmp_path: Path) -> None:
                ClipOptions(burn_subtitles=subs, fonts_dir=fonts))  # fmt: skip
     plain = clip(sample_av, tmp_path / "plain.mp4", TimeRange(0.0, 2.0))
     assert bottom_diff(at(decode_frames(out.path), 1.5), at(decode_frames(plain.path), 1.5)) > 5
+
+
+def test_filter_value_escapes_both_levels() -> None:
+    # Option level: backslash, quote, colon get a backslash; then the filtergraph
+    # level escapes backslash, quote, brackets, comma and semicolon once more.
+    assert filter_value("a'b:c,d") == "a\\\\\\'b\\\\:c\\,d"
+    assert filter_value("plain/path.ass") == "plain/path.ass"
 
 
 def test_missing_subtitle_file(sample_av: Path, tmp_path: Path) -> None:

@@ -131,3 +131,14 @@ def seconds_arg(seconds: float, *, rounding: str = "nearest") -> str:
     else:
         value = round(micros)
     return f"{value / 1e6:.6f}"
+
+
+def filter_value(text: str) -> str:
+    """Escapes a filter option value for ``-vf`` (ffmpeg-filters(1), "Quoting and
+    escaping"): once for the option parser (``\\ ' :``), then once more for the
+    filtergraph parser (``\\ ' [ ] , ;``)."""
+    for char in "\\':":
+        text = text.replace(char, "\\" + char)
+    for char in "\\'[],;":
+        text = text.replace(char, "\\" + char)
+    return text

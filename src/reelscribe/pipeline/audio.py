@@ -18,6 +18,8 @@ from reelscribe.models import MediaInfo, TimeRange
 from reelscribe.pipeline.probe import probe
 
 SAMPLE_RATE = 16_000
+#: Decoding stops this long after the range (the exact end is cut by ``atrim``).
+_DECODE_SLACK = 0.5
 
 
 def load_audio(
@@ -27,14 +29,14 @@ def load_audio(
     sample_rate: int = SAMPLE_RATE,
     info: MediaInfo | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Mono float32 samples in [-1, 1] of ``time_range`` (default: all) of ``src``."""
-    src = Path(src)
-    args = _input_args(src, time_range, info)
-    raw = ffmpeg_output(
-        [*args, "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate),
-         "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"],
-        what="audio decode",
-    )  # fmt: skip
+    """Mono float32 samples in [-1, 1] of ``time_range`` (default: all) of ``src``.
+
+    Sample 0 is the range's start on the source timeline, even when the audio track
+    starts later than the video (the gap is silence), so ASR times line up with it.
+    """
+    args = _decode_args(Path(src), time_range, info, sample_rate)
+    raw = ffmpeg_output([*args, "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"],
+                        what="audio decode")  # fmt: skip
     # A copy, so callers get an ordinary writable array rather than a view of bytes.
     return np.frombuffer(raw, dtype="<f4").astype(np.float32, copy=True)
 
@@ -48,28 +50,39 @@ def extract_audio(
     info: MediaInfo | None = None,
 ) -> Path:
     """Writes ``time_range`` of ``src`` as a 16-bit mono WAV at ``sample_rate``."""
-    src, dest = Path(src), Path(dest)
-    args = _input_args(src, time_range, info)
+    dest = Path(dest)
+    args = _decode_args(Path(src), time_range, info, sample_rate)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(
-        [*args, "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate),
-         "-c:a", "pcm_s16le", "-f", "wav", "-y", str(dest)],
-        what="audio extract",
-    )  # fmt: skip
+    run_ffmpeg([*args, "-c:a", "pcm_s16le", "-f", "wav", "-y", str(dest)],
+               what="audio extract")  # fmt: skip
     return dest
 
 
-def _input_args(src: Path, time_range: TimeRange | None, info: MediaInfo | None) -> list[str]:
+def _decode_args(
+    src: Path, time_range: TimeRange | None, info: MediaInfo | None, sample_rate: int
+) -> list[str]:
     info = info or probe(src)
     if not info.has_audio:
         raise MediaError(f"no audio stream in {src.name}")
-    if time_range is None or time_range.is_whole:
-        return ["-i", str(src)]
+    time_range = time_range or TimeRange()
     if time_range.start >= info.duration:
         raise InvalidInputError(
             f"start {time_range.start:g}s is beyond the end of the media ({info.duration:.3f}s)"
         )
-    args = ["-ss", seconds_arg(time_range.start)] if time_range.start > 0 else []
-    if time_range.end is not None and time_range.end < info.duration:
-        args += ["-t", seconds_arg(time_range.end - time_range.start)]
-    return [*args, "-i", str(src)]
+    end = info.duration if time_range.end is None else min(time_range.end, info.duration)
+    # With -copyts the timestamps stay those of the source (counted from the
+    # container's start time), so the trim below is exact whichever stream starts
+    # first; ffmpeg's own -ss trimming counts from the first *selected* stream.
+    t0, t1 = info.start_time + time_range.start, info.start_time + end
+    args = ["-copyts"]
+    if time_range.start > 0:
+        args += ["-ss", seconds_arg(time_range.start)]  # seek: decode only the range
+    if end < info.duration:
+        args += ["-t", seconds_arg(end - time_range.start + _DECODE_SLACK)]
+    chain = [
+        f"atrim=start={t0:.6f}:end={t1:.6f}",
+        f"asetpts=PTS-{t0:.6f}/TB",
+        "aresample=first_pts=0",  # pads with silence when the audio starts late
+    ]
+    return [*args, "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-af", ",".join(chain), "-ac", "1", "-ar", str(sample_rate)]  # fmt: skip

@@ -36,10 +36,10 @@ from typing import Literal
 import av
 
 from reelscribe.errors import InvalidInputError, MediaError, ProcessingError
-from reelscribe.media.encoders import SOFTWARE, H264Encoder, select_h264_encoder
-from reelscribe.media.ffmpeg import FractionCallback, run_ffmpeg, seconds_arg
+from reelscribe.media.encoders import HARDWARE, SOFTWARE, H264Encoder, select_h264_encoder
+from reelscribe.media.ffmpeg import FractionCallback, filter_value, run_ffmpeg, seconds_arg
 from reelscribe.models import MediaInfo, StreamInfo, TimeRange
-from reelscribe.pipeline.probe import PacketTiming, VideoScan, probe, scan_video
+from reelscribe.pipeline.probe import PacketTiming, VideoScan, can_seek, probe, scan_video
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,15 @@ class ClipOptions:
             raise InvalidInputError(f"preset must be one of {', '.join(_PRESETS)}")
         if self.audio_bitrate < 8_000:
             raise InvalidInputError("audio_bitrate is in bits per second (e.g. 128000)")
+        if self.encoder not in ("auto", SOFTWARE, *HARDWARE):
+            raise InvalidInputError(
+                f"unknown encoder {self.encoder!r}: use auto, {SOFTWARE}, {', '.join(HARDWARE)}"
+            )
+        # Paths given as strings (from a CLI or JSON) are accepted as such.
+        for name in ("burn_subtitles", "fonts_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +137,8 @@ class _Cut:
     end: float
     video: StreamInfo | None
     audio: StreamInfo | None
+    #: ffmpeg can seek in the source (see probe.can_seek); stream copies need it.
+    seekable: bool
     on_fraction: FractionCallback = field(repr=False)
 
     @property
@@ -166,7 +177,8 @@ def clip(
     report(progress, "clip", 0.0, f"clipping {start:.3f}–{end:.3f}s")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.stem}.partial{dest.suffix}")
-    cut = _Cut(src, part, info, options, start, end, video, info.audio, on_fraction)
+    seekable = can_seek(src)
+    cut = _Cut(src, part, info, options, start, end, video, info.audio, seekable, on_fraction)
     try:
         if fast:
             real_start, method, encoder = _fast(cut)
@@ -196,6 +208,8 @@ def _resolve(time_range: TimeRange, info: MediaInfo) -> tuple[float, float]:
 
 def _fast(cut: _Cut) -> tuple[float, Method, str | None]:
     start = cut.start
+    if not cut.seekable:
+        return _reencode(cut)  # a copy would start wherever ffmpeg failed to seek
     if cut.video is not None:
         if _mp4(cut.out) and cut.video.codec not in _MP4_VIDEO:
             return _reencode(cut)
@@ -222,7 +236,11 @@ class _SmartPlan:
     body: int | None  # frames copied; None = to the end of the source
     tail_start: float | None
     tail: int
-    frames: int
+    times: tuple[float, ...]  # every frame of the clip (source timeline)
+
+    @property
+    def frames(self) -> int:
+        return len(self.times)
 
 
 def _exact(cut: _Cut) -> tuple[float, Method, str | None]:
@@ -252,6 +270,7 @@ def _plan_smart(cut: _Cut, scan: VideoScan) -> _SmartPlan | None:
     video = cut.video
     if (
         video is None
+        or not cut.seekable
         or video.codec != "h264"
         or video.rotation != 0  # the re-encoded parts would need the matrix restored
         or video.pix_fmt not in _X264_PIX_FMTS
@@ -272,14 +291,14 @@ def _plan_smart(cut: _Cut, scan: VideoScan) -> _SmartPlan | None:
     body_start = cuts[0]
     head = len(_frames_in(scan, frames[0], body_start))
     if after is None and cut.reaches_eof:
-        return _SmartPlan(frames[0], head, body_start, None, None, 0, len(frames))
+        return _SmartPlan(frames[0], head, body_start, None, None, 0, tuple(frames))
     tail_start = cuts[-1]
     body = len(_frames_in(scan, body_start, tail_start))
     if body == 0:
         return None
     tail = len(frames) - head - body
     return _SmartPlan(frames[0], head, body_start, body, tail_start if tail else None, tail,
-                      len(frames))  # fmt: skip
+                      tuple(frames))  # fmt: skip
 
 
 def _keyframe_before(scan: VideoScan, t: float) -> float:
@@ -361,7 +380,7 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
                     shutil.copyfileobj(data, out)
         inputs, maps = ["-i", str(joined)], ["-map", "0:v:0"]
         if cut.audio is not None:
-            audio = tmp / "audio.mka"
+            audio = tmp / "audio.m4a"  # Matroska would round its timestamps to 1 ms
             seek = _seek(cut.info, plan.first, _keyframe_before(scan, plan.first), duration)
             run_ffmpeg([*seek.input, "-i", str(cut.src), "-map", "0:a:0", "-af",
                         ",".join(seek.audio), *_audio_args(cut), "-y", str(audio)],
@@ -371,7 +390,8 @@ def _smart(cut: _Cut, scan: VideoScan, plan: _SmartPlan) -> None:
         run_ffmpeg([*inputs, *maps, "-c", "copy", *_container_args(cut.out), "-y", str(cut.out)],
                    what="smart cut (join)", duration=duration,
                    on_progress=phase("join"))  # fmt: skip
-    _check_frames(cut.out, plan.frames)
+    assert cut.video is not None
+    _check_frames(cut.out, [t - plan.first for t in plan.times], cut.video.fps)
 
 
 def _part_video_args(cut: _Cut, scan: VideoScan, frames: int, seek: _Seek) -> list[str]:
@@ -398,16 +418,26 @@ def _ts_args(offset: float) -> list[str]:
             "-f", "mpegts", "-y"]  # fmt: skip
 
 
-def _check_frames(path: Path, expected: int) -> None:
-    """The joined clip holds exactly the planned frames (a demux, not a decode)."""
+def _check_frames(path: Path, expected: Sequence[float], fps: float | None) -> None:
+    """The joined clip shows exactly the planned frames at the planned times (a demux,
+    not a decode): a part cut from the wrong place cannot hide behind the right count."""
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            count = sum(1 for p in container.demux(stream) if p.size)
+            start = (container.start_time or 0) / 1e6
+            shown = sorted(
+                float(p.pts * p.time_base) - start
+                for p in container.demux(stream)
+                if p.size and p.pts is not None
+            )
     except (av.FFmpegError, IndexError) as exc:
         raise MediaError(f"smart cut output unreadable: {exc}") from exc
-    if count != expected:
-        raise MediaError(f"smart cut produced {count} frames, expected {expected}")
+    if len(shown) != len(expected):
+        raise MediaError(f"smart cut produced {len(shown)} frames, expected {len(expected)}")
+    tolerance = 0.25 / (fps or 120.0)
+    worst = max(abs(a - b) for a, b in zip(shown, expected, strict=True))
+    if worst > tolerance:
+        raise MediaError(f"smart cut frame times are off by up to {worst:.4f}s")
 
 
 def _reencode(cut: _Cut, scan: VideoScan | None = None) -> tuple[float, Method, str | None]:
@@ -487,17 +517,6 @@ def _video_encode_args(cut: _Cut, encoder: H264Encoder, seek: _Seek) -> list[str
     filters += encoder.filters()
     return ["-vf", ",".join(filters), "-fps_mode", "passthrough",
             *encoder.output_args(crf=cut.options.crf, preset=cut.options.preset)]  # fmt: skip
-
-
-def filter_value(text: str) -> str:
-    """Escapes a filter option value for ``-vf`` (ffmpeg-filters(1), "Quoting and
-    escaping"): once for the option parser (``\\ ' :``), then once more for the
-    filtergraph parser (``\\ ' [ ] , ;``)."""
-    for char in "\\':":
-        text = text.replace(char, "\\" + char)
-    for char in "\\'[],;":
-        text = text.replace(char, "\\" + char)
-    return text
 
 
 # --- small argv pieces ------------------------------------------------------------------

@@ -26,6 +26,8 @@ from reelscribe.models import MediaInfo, StreamInfo
 _H264_IDR = 5
 #: Packets decoded at most to find a first frame (and its rotation).
 _ROTATION_PACKETS = 32
+#: Bare elementary streams: no container, no index, no reliable timestamps.
+_RAW_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "vvc", "obu"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ def probe(path: Path | str, *, keyframes: bool = False) -> MediaInfo:
         infos = tuple(_stream_info(s, rotation if s is video else 0) for s in streams)
         if not any(s.kind in ("video", "audio") for s in infos):
             raise MediaError(f"{path.name}: no audio or video stream")
-        duration = _duration(container, start_time)
+        duration = _duration(path, container, start_time)
         return MediaInfo(
             path=path,
             format_name=container.format.name,
@@ -219,22 +221,37 @@ def _frame_rotation(packet: av.Packet[av.VideoStream]) -> int | None:
     return (-round(frame.rotation)) % 360
 
 
-def _duration(container: av.container.InputContainer, start_time: float) -> float:
+def _duration(path: Path, container: av.container.InputContainer, start_time: float) -> float:
     if container.duration is not None and container.duration > 0:
         return container.duration / 1e6
-    # Some files (browser MediaRecorder WebM, raw streams) carry no duration: read the
-    # last timestamps instead.
+    # Some files (browser MediaRecorder WebM, Matroska written to a pipe, raw streams)
+    # carry no duration: read the last timestamps instead, from a fresh open because
+    # such files cannot always seek back.
     end = 0.0
-    container.seek(0)
-    for packet in container.demux():
-        if packet.pts is None or packet.time_base is None:
-            continue
-        length = float((packet.duration or 0) * packet.time_base)
-        end = max(end, float(packet.pts * packet.time_base) + length)
+    with _open(path) as fresh:
+        try:
+            for packet in fresh.demux():
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                length = float((packet.duration or 0) * packet.time_base)
+                end = max(end, float(packet.pts * packet.time_base) + length)
+        except av.FFmpegError as exc:
+            raise MediaError(f"{path.name}: cannot read media: {exc.strerror or exc}") from exc
     duration = end - start_time
     if duration <= 0:
-        raise MediaError("media has no measurable duration")
+        raise MediaError(f"{path.name}: media has no measurable duration")
     return duration
+
+
+def can_seek(path: Path) -> bool:
+    """Whether ffmpeg's ``-ss`` can jump into this file.
+
+    It needs an index or at least a known duration: a Matroska file written to a pipe
+    has neither, and ffmpeg then silently reads it from the start, which a stream
+    copy would turn into a clip of the wrong section.
+    """
+    with _open(path) as container:
+        return container.duration is not None and container.format.name not in _RAW_FORMATS
 
 
 def _read_packets(
