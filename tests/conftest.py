@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reelscribe.media.ffmpeg import ffmpeg_exe
@@ -107,10 +108,8 @@ def engine_options(models_dir: Path):  # type: ignore[no-untyped-def]
     return EngineOptions(model="base", models_dir=models_dir)
 
 
-def decode_channel(path: Path, channel: int | None = None) -> np.ndarray:  # noqa: F821
+def decode_channel(path: Path, channel: int | None = None) -> np.ndarray:
     """16 kHz mono float32 samples of a file (one channel of it when asked)."""
-    import numpy as np
-
     pan = [] if channel is None else ["-af", f"pan=mono|c0=c{channel}"]
     out = subprocess.run(
         [

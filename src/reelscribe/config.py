@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         None, description="ffmpeg binary; default: ffmpeg on PATH, else imageio-ffmpeg's."
     )
 
+    h264_encoder: str = Field(
+        "auto",
+        description="H.264 encoder for re-encodes: 'auto' (NVENC, VAAPI, QSV when present and "
+        "working, else libx264) or an ffmpeg encoder name.",
+    )
+    vaapi_device: str = Field("/dev/dri/renderD128", description="VAAPI render device.")
+
     # --- output -----------------------------------------------------------------
     output_dir: Path = Field(Path("reelscribe-output"), description="Default CLI output folder.")
 

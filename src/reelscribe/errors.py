@@ -16,7 +16,7 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   └── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
     ├── TransientError                   may succeed later: retry with backoff
     │   └── NetworkError                 timeouts, connection resets, 5xx     "network_error"
-    └── ProcessingError                  a tool failed on valid input (ffmpeg, ASR) "processing_error"
+    └── ProcessingError                  a tool failed on valid input      "processing_error"
 
 Third-party exceptions are translated at the boundary (``raise ... from exc``) so
 callers only ever catch :class:`ReelscribeError`.

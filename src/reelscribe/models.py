@@ -26,9 +26,9 @@ def parse_timestamp(value: str | float | int) -> float:
                 f"invalid time {value!r}: use seconds (75.5) or HH:MM:SS.mmm (00:01:15.500)"
             )
         hours, minutes, secs = match.groups()
-        if hours is not None or minutes is not None:
-            if float(secs) >= 60 or (hours is not None and int(minutes or 0) >= 60):
-                raise InvalidInputError(f"invalid time {value!r}: minutes and seconds must be < 60")
+        too_big = float(secs) >= 60 or (hours is not None and int(minutes or 0) >= 60)
+        if (hours is not None or minutes is not None) and too_big:
+            raise InvalidInputError(f"invalid time {value!r}: minutes and seconds must be < 60")
         seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs)
     if seconds < 0 or seconds != seconds:  # NaN check
         raise InvalidInputError(f"invalid time {value!r}: must be a non-negative number")

@@ -1,0 +1,308 @@
+"""Blobs as files under one root folder.
+
+Layout under the root::
+
+    data/<key>        the bytes; written in tmp/ and renamed into place, so a reader sees
+                      either the old blob or the whole new one, never a partial write
+    meta/<key>.json   {"content_type", "sha256"}: what a file system does not keep for us
+    tmp/              writes in progress; left-overs older than a day are removed on open
+
+Differences from S3 a caller may meet: a key cannot be both a blob and a "folder" (``a``
+and ``a/b``), which raises ``InvalidInputError(code="key_conflict")``; two concurrent puts
+of one key may leave one's bytes with the other's metadata (harmless for content keys).
+Links are signed with :class:`LinkSigner` and served by the HTTP API through
+:func:`~reelscribe.backends.storage.signing.serve_signed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import unquote, urlsplit
+
+import anyio
+
+from reelscribe.errors import InvalidInputError
+
+from .base import (
+    DEFAULT_CONTENT_TYPE,
+    BlobInfo,
+    BlobNotFoundError,
+    ByteRange,
+    PutResult,
+    StorageError,
+    validate_content_type,
+    validate_expires_in,
+    validate_key,
+    validate_prefix,
+)
+from .signing import LinkSigner
+
+_CHUNK = 1024 * 1024
+_STALE_TMP = 24 * 3600.0
+
+
+class LocalStorage:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        signer: LinkSigner | None = None,
+        public_base_url: str | None = None,
+        chunk_size: int = _CHUNK,
+    ) -> None:
+        if not root.is_absolute():
+            raise InvalidInputError(f"local storage root must be absolute: {root}")
+        self._root = root
+        self._data = root / "data"
+        self._meta = root / "meta"
+        self._tmp = root / "tmp"
+        self._signer = signer
+        self._public_base_url = public_base_url
+        self._chunk_size = chunk_size
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, signer: LinkSigner | None = None, public_base_url: str | None = None
+    ) -> LocalStorage:
+        """``file:///abs/dir`` (``file://localhost/abs/dir`` too)."""
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            raise InvalidInputError(f"not a local file URL: {url!r}")
+        if parts.query or parts.fragment or not parts.path:
+            raise InvalidInputError(f"file:// storage URLs take no query: {url!r}")
+        return cls(Path(unquote(parts.path)), signer=signer, public_base_url=public_base_url)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def signer(self) -> LinkSigner | None:
+        """What the HTTP API verifies this store's links with."""
+        return self._signer
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(self._prepare)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    # --- writing ----------------------------------------------------------------------
+
+    async def put_file(
+        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE
+    ) -> PutResult:
+        validate_key(key)
+        validate_content_type(content_type)
+        tmp = self._tmp_path(".part")
+        try:
+            result = await anyio.to_thread.run_sync(self._copy_hashed, path, tmp)
+            await anyio.to_thread.run_sync(self._commit, key, tmp, content_type, result)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return result
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str = DEFAULT_CONTENT_TYPE
+    ) -> PutResult:
+        validate_key(key)
+        validate_content_type(content_type)
+        digest = hashlib.sha256()
+        size = 0
+        tmp = self._tmp_path(".part")
+        try:
+            # Straight into the final file system: one write per byte, then a rename.
+            async with await anyio.open_file(tmp, "xb") as out:
+                # Small network chunks are gathered so each thread hop writes ~chunk_size.
+                pending = bytearray()
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    pending += chunk
+                    if len(pending) >= self._chunk_size:
+                        await out.write(pending)
+                        pending.clear()
+                await out.write(pending)
+                await out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+            result = PutResult(size, digest.hexdigest())
+            await anyio.to_thread.run_sync(self._commit, key, tmp, content_type, result)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return result
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def get_stream(
+        self, key: str, byte_range: ByteRange | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        path = self._data_path(key)
+        try:
+            source = await anyio.open_file(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise BlobNotFoundError(f"no blob {key!r}") from exc
+        async with source:
+            # Sized from the open file: a concurrent put renames a new file in place and
+            # leaves this one whole.
+            size = os.fstat(source.wrapped.fileno()).st_size
+            first, last = (0, size - 1) if byte_range is None else byte_range.resolve(size)
+            await source.seek(first)
+            remaining = last - first + 1
+            while remaining > 0:
+                chunk = await source.read(min(self._chunk_size, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+
+    async def stat(self, key: str) -> BlobInfo:
+        validate_key(key)
+        return await anyio.to_thread.run_sync(self._stat, key)
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.stat(key)
+        except BlobNotFoundError:
+            return False
+        return True
+
+    # --- deleting ---------------------------------------------------------------------
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await anyio.to_thread.run_sync(self._delete, key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        validate_prefix(prefix)
+        return await anyio.to_thread.run_sync(self._delete_prefix, prefix)
+
+    # --- links ------------------------------------------------------------------------
+
+    async def signed_url(self, key: str, expires_in: int, *, filename: str | None = None) -> str:
+        validate_key(key)
+        validate_expires_in(expires_in)
+        if self._signer is None or self._public_base_url is None:
+            raise StorageError("local storage signs links only with a signing key and base URL")
+        expires = int(time.time()) + expires_in
+        return self._signer.url(self._public_base_url, key, expires, filename)
+
+    # --- blocking helpers, run in worker threads --------------------------------------
+
+    def _data_path(self, key: str) -> Path:
+        return self._data / validate_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._meta / f"{validate_key(key)}.json"
+
+    def _tmp_path(self, suffix: str) -> Path:
+        return self._tmp / f"{uuid.uuid4().hex}{suffix}"
+
+    def _prepare(self) -> None:
+        for folder in (self._data, self._meta, self._tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - _STALE_TMP
+        for entry in self._tmp.iterdir():
+            with contextlib.suppress(OSError):  # another process may be cleaning too
+                if entry.lstat().st_mtime < cutoff:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+
+    def _copy_hashed(self, source: Path, tmp: Path) -> PutResult:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            src = source.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise InvalidInputError(f"no such file to store: {source}") from exc
+        with src, tmp.open("xb") as dst:
+            while chunk := src.read(self._chunk_size):
+                digest.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        return PutResult(size, digest.hexdigest())
+
+    def _commit(self, key: str, tmp: Path, content_type: str, result: PutResult) -> None:
+        data, meta = self._data_path(key), self._meta_path(key)
+        try:
+            data.parent.mkdir(parents=True, exist_ok=True)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            if data.is_dir():
+                raise IsADirectoryError(str(data))
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise InvalidInputError(
+                f"key {key!r} collides with an existing blob or folder", code="key_conflict"
+            ) from exc
+        meta_tmp = self._tmp_path(".json")
+        try:
+            fields = {"content_type": content_type, "sha256": result.sha256}
+            meta_tmp.write_text(json.dumps(fields), encoding="utf-8")
+            meta_tmp.replace(meta)
+        finally:
+            meta_tmp.unlink(missing_ok=True)
+        tmp.replace(data)
+
+    def _stat(self, key: str) -> BlobInfo:
+        try:
+            st = self._data_path(key).stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise BlobNotFoundError(f"no blob {key!r}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BlobNotFoundError(f"no blob {key!r}")
+        try:
+            fields = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            fields = {}  # written by hand or by a crashed put: still serve the bytes
+        content_type = fields.get("content_type")
+        sha256 = fields.get("sha256")
+        return BlobInfo(
+            key=key,
+            size=st.st_size,
+            content_type=content_type if isinstance(content_type, str) else DEFAULT_CONTENT_TYPE,
+            etag=f'"{sha256}"' if isinstance(sha256, str) else None,
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        )
+
+    def _delete(self, key: str) -> None:
+        for path in (self._data_path(key), self._meta_path(key)):
+            # A folder in the blob's place is not a blob: nothing to delete.
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                path.unlink()
+
+    def _delete_prefix(self, prefix: str) -> int:
+        count = 0
+        for tree, is_data in ((self._data / prefix, True), (self._meta / prefix, False)):
+            if not tree.is_dir() or tree.is_symlink():
+                continue
+            # Renamed away first: readers see the whole prefix vanish at once, and a crash
+            # mid-delete leaves the rest in tmp/ to be swept on the next open.
+            graveyard = self._tmp_path(".deleted")
+            try:
+                tree.rename(graveyard)
+            except FileNotFoundError:
+                continue
+            if is_data:
+                count = sum(1 for path in graveyard.rglob("*") if path.is_file())
+            shutil.rmtree(graveyard)
+        return count
