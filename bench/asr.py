@@ -43,7 +43,9 @@ def main() -> None:
         raw_times.append(time.perf_counter() - t0)
 
         t0 = time.perf_counter()
-        transcript = transcribe(audio, TranscribeOptions(engine=engine), model=loaded)
+        transcript = transcribe(
+            audio, TranscribeOptions(engine=engine, batch_size=settings.batch_size), model=loaded
+        )
         ours_text = transcript.text
         ours_times.append(time.perf_counter() - t0)
 

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
         "default", description="CTranslate2 compute type; 'default' = int8 on CPU, float16 on GPU."
     )
     cpu_threads: int = Field(0, ge=0, description="CPU threads for ASR; 0 = all cores.")
-    batch_size: int = Field(8, ge=1, description="Batch size of the batched (VAD) pipeline.")
+    batch_size: int = Field(
+        0, ge=0, description="Batch size of the batched (VAD) pipeline; 0 = 4 on CPU, 16 on GPU."
+    )
     batched_min_duration: float = Field(
         60.0, ge=0, description="Audio at least this long (s) uses batched inference with VAD."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
 from reelscribe.models import Word
@@ -10,6 +11,7 @@ from reelscribe.pipeline.transcribe import (
     _convert,
     _split_at_sentences,
     _words,
+    window_bounds,
 )
 
 
@@ -44,12 +46,18 @@ def test_guards_drop_and_flag() -> None:
         raw(20, 22, " Invented text."),  # no speech detected there
     ]
     speech = [(0.0, 10.0)]
-    kept, dropped = _convert(segments, TranscribeOptions(), 22.0, speech, None)
+    kept, dropped = _convert(
+        [(0.0, seg) for seg in segments], TranscribeOptions(), 22.0, speech, None
+    )
     assert [s.text for s in kept] == ["Hello there.", "Mumbled words."]
     assert kept[1].flags == ("low_confidence",)
     assert dropped == 4
     flagged, _ = _convert(
-        segments, TranscribeOptions(drop_hallucinations=False), 22.0, speech, None
+        [(0.0, seg) for seg in segments],
+        TranscribeOptions(drop_hallucinations=False),
+        22.0,
+        speech,
+        None,
     )
     assert [s.flags for s in flagged] == [
         (),
@@ -91,3 +99,23 @@ def test_split_at_sentences() -> None:
         [" Two", " words"],
         [" after", " pause"],
     ]
+
+
+def test_long_audio_windows_cut_in_silence() -> None:
+    import numpy as np
+
+    sr = 16_000
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(sr * 800) * 0.1).astype(np.float32)
+    quiet = [290, 600]  # seconds: one silent half-second near each nominal boundary
+    for q in quiet:
+        audio[q * sr : q * sr + sr // 2] = 0.0
+    bounds = window_bounds(audio, 300.0)
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == len(audio)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    cuts = [start / sr for start, _ in bounds[1:]]
+    assert len(cuts) == 2
+    for cut, q in zip(cuts, quiet, strict=True):
+        assert q <= cut <= q + 0.5
+    assert window_bounds(audio[: sr * 400], 300.0) == [(0, sr * 400)]

@@ -85,12 +85,24 @@ def run_ffmpeg(
             )
 
 
-def ffmpeg_output(args: Sequence[str], *, what: str = "ffmpeg") -> bytes:
-    """Runs ffmpeg and returns what it wrote to stdout (e.g. ``-f f32le pipe:1``)."""
-    proc = subprocess.run(_argv(args), capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise ProcessingError(f"{what} failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
-    return proc.stdout
+def ffmpeg_output(args: Sequence[str], *, what: str = "ffmpeg") -> bytearray:
+    """Runs ffmpeg and returns what it wrote to stdout (e.g. ``-f f32le pipe:1``).
+
+    stdout is read into one growing buffer rather than joined from chunks at the end,
+    so a large output (30 min of float32 audio is 115 MB) is held once, not twice."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(_argv(args), stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdout is not None
+        buffer = bytearray()
+        with proc.stdout:
+            while chunk := proc.stdout.read(1 << 20):
+                buffer += chunk
+        code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            message = last_line(errors.read().decode("utf-8", "replace"))
+            raise ProcessingError(f"{what} failed: {message}")
+    return buffer
 
 
 def parse_progress(stream: IO[bytes], duration: float) -> Iterator[float]:

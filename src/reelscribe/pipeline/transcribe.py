@@ -7,9 +7,10 @@ classic Whisper hallucinations, and turns the library's objects into ours.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,12 +39,18 @@ class TranscribeOptions:
     #: None: batched inference for audio at least ``batched_min_duration`` long.
     batched: bool | None = None
     batched_min_duration: float = 60.0
-    batch_size: int = 8
+    #: 0: automatic — 4 on CPU (larger batches were no faster on CPU here but cost
+    #: ~80 MB each in CTranslate2's working memory), 16 on a GPU.
+    batch_size: int = 0
     #: Beam sizes: batched decoding is where the speed comes from, and greedy decoding
     #: there costs no accuracy on our measurements (docs/benchmarks.md); short clips
     #: keep beam search, where its cost is small.
     batched_beam_size: int = 1
     beam_size: int = 5
+    #: Batched decoding of long audio runs in windows of about this many seconds, cut
+    #: at the quietest moment near each boundary: faster-whisper copies the speech and
+    #: computes every chunk's features up front, so its memory grows with the input.
+    window_seconds: float = 300.0
     vad: bool = True
     # Hallucination guards (thresholds as in Whisper's reference implementation).
     compression_ratio_threshold: float = 2.4
@@ -131,6 +138,49 @@ def _as_samples(audio: Audio | Path) -> Audio:
 
 def _run(
     loaded: LoadedModel, samples: Audio, options: TranscribeOptions, batched: bool
+) -> tuple[Iterable[tuple[float, Any]], Any]:
+    """Starts decoding; returns (lazy (offset, segment) pairs, faster-whisper's info)."""
+    if not batched:
+        segments, info = _decode(loaded, samples, options, batched=False)
+        return ((0.0, seg) for seg in segments), info
+    bounds = window_bounds(samples, options.window_seconds)
+    first, info = _decode(loaded, samples[bounds[0][0] : bounds[0][1]], options, batched=True)
+    # Later windows keep the language found (or given) for the first one.
+    rest = replace(options, language=options.language or str(info.language))
+
+    def windows() -> Iterator[tuple[float, Any]]:
+        yield from ((bounds[0][0] / SAMPLE_RATE, seg) for seg in first)
+        for start, end in bounds[1:]:
+            segments, _ = _decode(loaded, samples[start:end], rest, batched=True)
+            yield from ((start / SAMPLE_RATE, seg) for seg in segments)
+
+    return windows(), info
+
+
+def window_bounds(samples: Audio, window: float) -> list[tuple[int, int]]:
+    """Sample ranges of about ``window`` seconds, each cut in the quietest 0.2 s found
+    within 15 s of the nominal boundary (a cut mid-word would garble that word)."""
+    total = len(samples)
+    size = int(window * SAMPLE_RATE)
+    if total <= size * 1.5:
+        return [(0, total)]
+    frame, search = SAMPLE_RATE // 5, 15 * SAMPLE_RATE
+    cuts = [0]
+    nominal = size
+    while total - nominal > size // 2:
+        lo = max(cuts[-1] + frame, nominal - search)
+        hi = min(total - frame, nominal + search)
+        frames = (hi - lo) // frame
+        region = samples[lo : lo + frames * frame].reshape(frames, frame)
+        cut = lo + int(np.argmin(np.square(region).mean(axis=1))) * frame + frame // 2
+        cuts.append(cut)
+        nominal = cut + size
+    cuts.append(total)
+    return list(itertools.pairwise(cuts))
+
+
+def _decode(
+    loaded: LoadedModel, samples: Audio, options: TranscribeOptions, *, batched: bool
 ) -> tuple[Iterable[Any], Any]:
     common: dict[str, Any] = {
         "language": options.language,
@@ -149,7 +199,7 @@ def _run(
         pipeline = BatchedInferencePipeline(loaded.whisper)
         return pipeline.transcribe(  # type: ignore[no-any-return]
             samples,
-            batch_size=options.batch_size,
+            batch_size=options.batch_size or (16 if loaded.info.device == "cuda" else 4),
             beam_size=options.batched_beam_size,
             # Decoding timestamp tokens with greedy search in batches cost accuracy in
             # our measurements (WER 6.2 % vs 0.8 %); segments are rebuilt from the word
@@ -214,7 +264,7 @@ _DROP = frozenset({"high_compression_ratio", "no_speech", "empty", "repetition",
 
 
 def _convert(
-    raw_segments: Iterable[Any],
+    raw_segments: Iterable[tuple[float, Any]],
     options: TranscribeOptions,
     duration: float,
     speech: list[tuple[float, float]] | None,
@@ -226,17 +276,17 @@ def _convert(
     segments: list[Segment] = []
     dropped = 0
     previous: str | None = None
-    for raw in _iterate(raw_segments):
+    for offset, raw in raw_segments:
         flags = _flags(raw, options, previous, speech)
-        fraction = raw.end / duration if duration else 1.0
+        fraction = (offset + raw.end) / duration if duration else 1.0
         report(progress, STAGE, fraction, raw.text.strip()[:60], eta=eta.eta(fraction))
         if options.drop_hallucinations and _DROP.intersection(flags):
             dropped += 1
             continue
         previous = _normalise(raw.text)
-        start, end = max(0.0, float(raw.start)), min(duration, float(raw.end))
-        end = max(start, end)
-        words = _words(raw.words, start, end, raw.text)
+        start = max(0.0, offset + float(raw.start))
+        end = max(start, min(duration, offset + float(raw.end)))
+        words = _words(raw.words, start, end, raw.text, offset)
         pieces = _split_at_sentences(words) if resegment and words else [words]
         for piece in pieces:
             timed = bool(piece) and not all(w.interpolated for w in piece)
@@ -291,12 +341,9 @@ def _split_at_sentences(
     return pieces
 
 
-def _iterate(raw_segments: Iterable[Any]) -> Iterator[Any]:
-    # Segments are produced lazily: decoding happens while we iterate.
-    yield from raw_segments
-
-
-def _words(raw_words: list[Any] | None, start: float, end: float, text: str) -> tuple[Word, ...]:
+def _words(
+    raw_words: list[Any] | None, start: float, end: float, text: str, offset: float = 0.0
+) -> tuple[Word, ...]:
     """Our words, each inside its segment; a word with no usable timing gets an even
     share of the segment and is flagged ``interpolated``."""
     if not raw_words:
@@ -310,9 +357,10 @@ def _words(raw_words: list[Any] | None, start: float, end: float, text: str) -> 
         )
     words: list[Word] = []
     for w in raw_words:
-        w_start = min(max(float(w.start), start), end)
-        w_end = min(max(float(w.end), w_start), end)
-        clamped = (w_start, w_end) != (float(w.start), float(w.end))
+        raw_start, raw_end = offset + float(w.start), offset + float(w.end)
+        w_start = min(max(raw_start, start), end)
+        w_end = min(max(raw_end, w_start), end)
+        clamped = (w_start, w_end) != (raw_start, raw_end)
         words.append(
             Word(
                 start=w_start,
