@@ -1,0 +1,20 @@
+"""The job store: tables, engine, and reading/creating job rows."""
+
+from reelscribe.backends.db.engine import async_url, create_engine, reader
+from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
+from reelscribe.backends.db.schema import Base, JobEventRow, JobRow
+from reelscribe.backends.db.store import JobStore, new_job_id
+
+__all__ = [
+    "Base",
+    "EventKind",
+    "JobEventRow",
+    "JobRow",
+    "JobStatus",
+    "JobStore",
+    "Priority",
+    "async_url",
+    "create_engine",
+    "new_job_id",
+    "reader",
+]

@@ -1,0 +1,153 @@
+"""Creating and reading job rows. Queue operations on the rows live in
+:mod:`reelscribe.backends.queue`; this module never changes a job's lease."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from reelscribe.backends.db.engine import reader
+from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
+from reelscribe.backends.db.schema import JobEventRow, JobRow
+from reelscribe.backends.db.types import utcnow
+
+_uuid_lock = threading.Lock()
+_uuid_last = (0, 0)
+
+
+def new_job_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so ids created one after another sort in
+    creation order; the claim query breaks ``created_at`` ties (SQLite keeps
+    milliseconds) with the id. Within one millisecond a counter keeps the order."""
+    global _uuid_last
+    with _uuid_lock:
+        millis = time.time_ns() // 1_000_000
+        last_millis, counter = _uuid_last
+        if millis <= last_millis:
+            millis, counter = last_millis, counter + 1
+            if counter > 0xFFF:  # 4,096 ids in one millisecond: borrow the next one
+                millis, counter = millis + 1, 0
+        else:
+            counter = int.from_bytes(os.urandom(2)) & 0x3FF  # room to count up
+        _uuid_last = (millis, counter)
+    rand = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76 | (counter & 0xFFF) << 64  # version 7, 12-bit counter (rand_a)
+    value |= 0b10 << 62 | rand  # RFC 4122 variant, 62 random bits (rand_b)
+    return str(uuid.UUID(int=value))
+
+
+class JobStore:
+    """Job rows over one engine (shared per process)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._reader = reader(engine)
+
+    async def create(
+        self,
+        spec: dict[str, Any],
+        *,
+        priority: Priority = Priority.NORMAL,
+        owner_key_id: str | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int = 3,
+        job_id: str | None = None,
+    ) -> tuple[JobRow, bool]:
+        """Inserts a ``queued`` job (and its first event) and returns it with True; or,
+        when the owner already has a job under ``idempotency_key``, returns that job
+        with False. Hand the id to ``Queue.enqueue`` afterwards to wake a worker."""
+        job_id = job_id or new_job_id()
+        row = {
+            "id": job_id,
+            "spec": spec,
+            "status": JobStatus.QUEUED,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "owner_key_id": owner_key_id,
+            "idempotency_key": idempotency_key,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(JobRow).values(row))
+                await conn.execute(
+                    insert(JobEventRow).values(
+                        job_id=job_id,
+                        kind=EventKind.TRANSITION,
+                        data={"from": None, "to": JobStatus.QUEUED.value},
+                    )
+                )
+        except IntegrityError:
+            # The unique (owner, key) index is the arbiter: of two concurrent requests
+            # one inserts, the other lands here and returns the winner's job.
+            existing = await self.find_by_idempotency_key(owner_key_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        created = await self.get(job_id)
+        assert created is not None
+        return created, True
+
+    async def get(self, job_id: str) -> JobRow | None:
+        async with self._session() as session:
+            return await session.get(JobRow, job_id)
+
+    async def find_by_idempotency_key(
+        self, owner_key_id: str | None, idempotency_key: str | None
+    ) -> JobRow | None:
+        if idempotency_key is None:
+            return None
+        stmt = select(JobRow).where(
+            func.coalesce(JobRow.owner_key_id, "") == (owner_key_id or ""),
+            JobRow.idempotency_key == idempotency_key,
+        )
+        async with self._session() as session:
+            return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def events(self, job_id: str) -> Sequence[JobEventRow]:
+        """The job's history, oldest first."""
+        stmt = select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+        async with self._session() as session:
+            return (await session.execute(stmt)).scalars().all()
+
+    async def expire_done(self) -> Sequence[str]:
+        """``done → expired`` for jobs past ``expires_at``; returns their ids so the
+        caller can delete their outputs."""
+        stmt = (
+            update(JobRow)
+            .where(JobRow.status == JobStatus.DONE, JobRow.expires_at < utcnow())
+            .values(status=JobStatus.EXPIRED)
+            .returning(JobRow.id)
+        )
+        async with self.engine.begin() as conn:
+            ids = (await conn.execute(stmt)).scalars().all()
+            if ids:
+                await conn.execute(
+                    insert(JobEventRow),
+                    [
+                        {
+                            "job_id": job_id,
+                            "kind": EventKind.TRANSITION,
+                            "data": {"from": "done", "to": "expired"},
+                        }
+                        for job_id in ids
+                    ],
+                )
+        return ids
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        stmt = select(JobRow.status, func.count()).group_by(JobRow.status)
+        async with self._reader.connect() as conn:
+            return {status: count for status, count in (await conn.execute(stmt)).all()}
+
+    def _session(self) -> AsyncSession:
+        # Rows are handed out after the session closes: do not expire them on commit.
+        return AsyncSession(bind=self._reader, expire_on_commit=False)

@@ -1,0 +1,170 @@
+"""The queue contract every backend keeps, and the values that cross it.
+
+A worker's loop, in the terms of this module::
+
+    async with queue:
+        while running:
+            claim = await queue.claim(worker_id, lease_seconds=30)
+            if claim is None:
+                await queue.wait(timeout=5)          # woken early by new work where possible
+                continue
+            ...                                      # every lease_seconds / 3:
+            if await queue.heartbeat(claim):         #   extends the lease; raises LeaseLost
+                await queue.cancelled(claim)         #   True: the user cancelled the job
+            await queue.complete(claim, {"srt": key})  # or fail(claim, error) / release(claim)
+
+Guarantees (the contract suite in ``tests/integration/queue`` checks each of them):
+
+* **At least once.** A job whose worker stops heartbeating is claimed again by the
+  next worker once its lease has expired (the lost attempt counts).
+* **Fencing.** Every claim gets a new ``token``; a write that carries a token other
+  than the job's current one raises :class:`LeaseLost` and changes nothing.
+* **Order.** ``fast`` before ``normal`` before ``bulk``; oldest first within one
+  priority; never before the job's ``run_after``.
+* **Retries.** ``fail(..., retryable=True)`` re-queues with exponential backoff and
+  jitter until ``max_attempts``; a user fault fails at once.
+* **Every transition appends a ``job_events`` row**, in the same transaction.
+* Times (leases, backoff) are the database's clock, never the worker's.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from reelscribe.backends.db.enums import JobStatus, Priority
+from reelscribe.errors import ReelscribeError
+
+
+class QueueError(ReelscribeError):
+    code = "queue_error"
+
+
+class LeaseLost(QueueError):
+    """The claim is no longer the job's current lease: another worker took the job over
+    after this one's lease expired, or the job ended. Stop working on it; write nothing."""
+
+    code = "lease_lost"
+
+
+class JobNotFoundError(QueueError):
+    code = "job_not_found"
+    user_fault = True
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One worker's lease on one job. Pass it back to every call about the job."""
+
+    job_id: str
+    worker_id: str
+    #: The fencing token: the job's claim counter when this lease was granted.
+    token: int
+    #: Which attempt this is, from 1 (released claims do not count).
+    attempt: int
+    max_attempts: int
+    priority: Priority
+    lease_seconds: float
+    #: Lease end on the database's clock (heartbeats move it on).
+    lease_expires_at: datetime
+    spec: dict[str, Any] = field(hash=False, compare=False)
+    #: The lease took over a job whose previous worker stopped heartbeating.
+    reclaimed: bool = False
+    #: Backend delivery handle (a Redis stream entry); opaque to callers.
+    receipt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before attempt ``n + 1`` after attempt ``n`` failed:
+    ``min(max_delay, base * factor ** (n - 1))`` stretched by up to ``jitter`` (a
+    fraction), so that jobs failing together do not come back together. With
+    ``jitter < factor - 1`` every delay is longer than the one before."""
+
+    base: float = 10.0
+    factor: float = 2.0
+    max_delay: float = 600.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int) -> float:
+        raw = min(self.max_delay, self.base * self.factor ** max(0, attempt - 1))
+        return raw * (1.0 + self.jitter * random.random())  # noqa: S311 (not for security)
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """What the service layer and the workers need from a queue backend.
+
+    Jobs are created in the jobs table first (:class:`~reelscribe.backends.db.store.JobStore`);
+    the queue then delivers their ids. Use as ``async with queue: ...``.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
+        """Makes an existing job claimable and wakes a worker; ``priority`` (default: the
+        job's own) replaces the job's priority while it waits.
+
+        ``queued`` stays queued, ``failed`` is retried by hand (``failed → queued``,
+        attempts reset); other states are left alone. Returns the job's status. Raises
+        :class:`JobNotFoundError`."""
+        ...
+
+    async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Leases the next job for ``lease_seconds``, or returns None when none is due."""
+        ...
+
+    async def heartbeat(self, claim: Claim) -> bool:
+        """Extends the lease by ``claim.lease_seconds``; True if cancellation was requested.
+        Raises :class:`LeaseLost`."""
+        ...
+
+    async def complete(
+        self, claim: Claim, result: dict[str, Any], *, retain_seconds: float | None = None
+    ) -> None:
+        """``processing → done`` with the result's storage keys; ``retain_seconds`` sets
+        ``expires_at``. Raises :class:`LeaseLost`."""
+        ...
+
+    async def fail(
+        self, claim: Claim, error: ReelscribeError, *, retryable: bool | None = None
+    ) -> JobStatus:
+        """Records ``error``; re-queues after a backoff when ``retryable`` (default:
+        ``error.retryable``) and attempts are left, else ``failed`` (``cancelled`` if the
+        user cancelled meanwhile). Returns the new status. Raises :class:`LeaseLost`."""
+        ...
+
+    async def release(self, claim: Claim) -> None:
+        """Gives the job back untouched (graceful shutdown): ``queued`` again, due now,
+        and the attempt is not counted. Raises :class:`LeaseLost`."""
+        ...
+
+    async def cancelled(self, claim: Claim) -> None:
+        """The worker stopped because cancellation was requested: ``→ cancelled``.
+        Raises :class:`LeaseLost`."""
+        ...
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancels a queued job at once; asks the worker of a processing one (its next
+        heartbeat returns True). Returns the status after the call."""
+        ...
+
+    async def reap(self) -> int:
+        """Ends jobs whose lease expired and which must not run again (attempts used
+        up: ``failed``; cancellation requested: ``cancelled``). Returns how many.
+        ``claim`` calls it now and then; a scheduler may call it too."""
+        ...
+
+    async def wait(self, timeout: float) -> None:
+        """Sleeps up to ``timeout`` seconds, returning early when work may be ready."""
+        ...

@@ -1,0 +1,145 @@
+"""``DatabaseQueue``: the jobs table is the queue (the default; no extra service).
+
+The same statements run on SQLite and PostgreSQL (see :mod:`.leases`). Waiting
+differs: on PostgreSQL with asyncpg a dedicated connection LISTENs and ``wait``
+returns as soon as a job becomes claimable; elsewhere ``wait`` polls. Both wake in
+time for the next retry or lease expiry the table knows about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from reelscribe.backends.db.enums import JobStatus, Priority
+from reelscribe.backends.queue.base import Backoff, Claim
+from reelscribe.backends.queue.leases import LeaseTable
+from reelscribe.errors import ReelscribeError
+
+
+class DatabaseQueue:
+    """A :class:`~reelscribe.backends.queue.base.Queue` on the jobs table.
+
+    ``poll_interval`` bounds a wait where no notification can arrive (SQLite, or a
+    PostgreSQL driver without LISTEN support here); ``reap_interval`` is how often
+    ``claim`` ends jobs whose lease expired for good.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        backoff: Backoff | None = None,
+        channel: str = "reelscribe_jobs",
+        poll_interval: float = 1.0,
+        reap_interval: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.leases = LeaseTable(engine, backoff or Backoff(), notify_channel=channel)
+        self.channel = channel
+        self.poll_interval = poll_interval
+        self.reap_interval = reap_interval
+        self._last_reap = float("-inf")
+        self._listener: _PgListener | None = None
+
+    async def __aenter__(self) -> Self:
+        if self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "asyncpg":
+            self._listener = _PgListener(self.engine, self.channel)
+            await self._listener.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+
+    async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
+        return (await self.leases.enqueue(job_id, priority)).status
+
+    async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
+        if time.monotonic() - self._last_reap >= self.reap_interval:
+            await self.reap()
+        return await self.leases.claim_next(worker_id, lease_seconds)
+
+    async def heartbeat(self, claim: Claim) -> bool:
+        return await self.leases.heartbeat(claim)
+
+    async def complete(
+        self, claim: Claim, result: dict[str, Any], *, retain_seconds: float | None = None
+    ) -> None:
+        await self.leases.complete(claim, result, retain_seconds)
+
+    async def fail(
+        self, claim: Claim, error: ReelscribeError, *, retryable: bool | None = None
+    ) -> JobStatus:
+        retry = error.retryable if retryable is None else retryable
+        status, _ = await self.leases.fail(claim, error, retry)
+        return status
+
+    async def release(self, claim: Claim) -> None:
+        await self.leases.release(claim)
+
+    async def cancelled(self, claim: Claim) -> None:
+        await self.leases.cancelled(claim)
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        return await self.leases.cancel(job_id)
+
+    async def reap(self) -> int:
+        self._last_reap = time.monotonic()
+        return await self.leases.reap()
+
+    async def wait(self, timeout: float) -> None:
+        due = await self.leases.next_due()
+        limit = timeout if due is None else min(timeout, due)
+        if self._listener is None:
+            await asyncio.sleep(max(0.0, min(limit, self.poll_interval)))
+        else:
+            await self._listener.wait(max(0.0, limit))
+
+
+class _PgListener:
+    """LISTEN on a connection of its own (asyncpg calls back on notifications)."""
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+        self.engine = engine
+        self.channel = channel
+        self._event = asyncio.Event()
+        self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # asyncpg.Connection (asyncpg ships no type hints)
+
+    async def start(self) -> None:
+        self._conn = await self.engine.connect()
+        raw = await self._conn.get_raw_connection()
+        self._driver = raw.driver_connection
+        await self._driver.add_listener(self.channel, self._notified)
+
+    def _notified(self, *_: object) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+
+    async def stop(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            if not self._driver.is_closed():
+                await self._driver.remove_listener(self.channel, self._notified)
+        finally:
+            # Closed rather than pooled: a pooled connection must not keep listening.
+            await self._conn.invalidate()
+            await self._conn.close()
+            self._conn = None

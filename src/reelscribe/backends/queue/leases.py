@@ -1,0 +1,503 @@
+"""The jobs-table half of every queue: claims, fenced writes and their events.
+
+Both queue backends keep state here, so a job behaves the same whichever one delivers
+it. Two statement shapes, the same on SQLite and PostgreSQL:
+
+* a claim is ONE ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)
+  RETURNING …``; SQLite renders no ``FOR UPDATE`` and needs none, since its write
+  transactions begin IMMEDIATE and so run one at a time;
+* a write that depends on the row's current state (fail, release, cancel, enqueue)
+  first locks the row with ``SELECT … FOR UPDATE``, fenced on the lease token, then
+  decides in Python and updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    Float,
+    FromClause,
+    Integer,
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.dml import ReturningUpdate
+
+from reelscribe.backends.db.engine import reader
+from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
+from reelscribe.backends.db.schema import JobEventRow, JobRow
+from reelscribe.backends.db.types import seconds_since, utc_after, utcnow
+from reelscribe.backends.queue.base import Backoff, Claim, JobNotFoundError, LeaseLost
+from reelscribe.errors import ReelscribeError
+
+J = JobRow
+T = cast(Table, JobRow.__table__)
+EVENTS = cast(Table, JobEventRow.__table__)
+
+#: Set on a claim that took over an expired lease. The claim's single UPDATE sees the
+#: row as it was (``SET`` reads the old values), and this message is how the
+#: RETURNING clause tells a reclaim from a fresh claim.
+RECLAIMED_MESSAGE = "resumed: the previous worker stopped responding"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What a backend needs to know about a job it could not claim."""
+
+    status: JobStatus
+    priority: Priority
+    #: Seconds until ``run_after`` on the database's clock (0 when due).
+    due_in: float
+    #: Processing under a lease that has not expired.
+    leased: bool
+
+    @property
+    def due(self) -> bool:
+        return self.due_in <= 0.0
+
+
+def _claimable(table: FromClause) -> ColumnElement[bool]:
+    """Queued and due, or processing under an expired lease that may run again."""
+    c = table.c
+    return or_(
+        and_(c.status == JobStatus.QUEUED, c.run_after <= utcnow()),
+        and_(
+            c.status == JobStatus.PROCESSING,
+            c.lease_expires_at < utcnow(),
+            c.attempts < c.max_attempts,
+            c.cancel_requested.is_(False),
+        ),
+    )
+
+
+# The hot statements are built once, with bound parameters (p_*: the names of the
+# columns themselves are reserved in an UPDATE); building and cache-keying a
+# statement per call cost more than running it.
+_P_JOB = bindparam("p_job", type_=String())
+_P_TOKEN = bindparam("p_token", type_=Integer())
+_P_WORKER = bindparam("p_worker", type_=String())
+_P_LEASE = bindparam("p_lease", type_=Float())
+_FENCE = and_(T.c.id == _P_JOB, T.c.lease_token == _P_TOKEN, T.c.status == JobStatus.PROCESSING)
+
+
+def _fence_params(claim: Claim) -> dict[str, Any]:
+    return {"p_job": claim.job_id, "p_token": claim.token}
+
+
+def _fence(claim: Claim) -> ColumnElement[bool]:
+    return and_(
+        J.id == claim.job_id, J.lease_token == claim.token, J.status == JobStatus.PROCESSING
+    )
+
+
+def _claim_statement(where: ColumnElement[bool]) -> ReturningUpdate[Any]:
+    return (
+        update(T)
+        .where(where)
+        .values(
+            status=JobStatus.PROCESSING,
+            lease_owner=_P_WORKER,
+            lease_token=T.c.lease_token + 1,
+            attempts=T.c.attempts + 1,
+            lease_expires_at=utc_after(_P_LEASE),
+            heartbeat_at=utcnow(),
+            started_at=utcnow(),
+            status_message=case(
+                (T.c.status == JobStatus.PROCESSING, literal(RECLAIMED_MESSAGE)), else_=null()
+            ),
+        )
+        .returning(
+            T.c.id,
+            T.c.lease_token,
+            T.c.attempts,
+            T.c.max_attempts,
+            T.c.priority,
+            T.c.lease_expires_at,
+            T.c.spec,
+            T.c.status_message,
+        )
+    )
+
+
+# Columns cleared whenever a job leaves ``processing``.
+_UNLEASED: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+
+
+def _end_attempt() -> dict[str, Any]:
+    """Values for a job leaving ``processing``: drop the lease, add the time spent."""
+    return _UNLEASED | {
+        "processing_seconds": T.c.processing_seconds
+        + func.coalesce(seconds_since(T.c.started_at), 0.0)
+    }
+
+
+def _finish(status: JobStatus) -> dict[str, Any]:
+    return {"status": status, "finished_at": utcnow()}
+
+
+def _requeue(after: float) -> dict[str, Any]:
+    return {"status": JobStatus.QUEUED, "run_after": utc_after(after)}
+
+
+def _complete_statement(expires_at: ColumnElement[Any]) -> ReturningUpdate[Any]:
+    values = _end_attempt() | _finish(JobStatus.DONE)
+    values |= {
+        "result": bindparam("p_result", type_=T.c.result.type),
+        "progress": 100.0,
+        "status_message": None,
+        "expires_at": expires_at,
+    }
+    return update(T).where(_FENCE).values(values).returning(T.c.id)
+
+
+_COMPLETE = _complete_statement(null())
+_COMPLETE_RETAINED = _complete_statement(utc_after(bindparam("p_retain", type_=Float())))
+
+_CANDIDATE = T.alias("candidate")
+#: ONE statement: pick the first claimable row (skipping rows another transaction has
+#: locked) and lease it.
+_CLAIM_NEXT = _claim_statement(
+    T.c.id
+    == select(_CANDIDATE.c.id)
+    .where(_claimable(_CANDIDATE))
+    .order_by(_CANDIDATE.c.priority, _CANDIDATE.c.created_at, _CANDIDATE.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM_JOB = _claim_statement(and_(T.c.id == _P_JOB, _claimable(T)))
+_HEARTBEAT = (
+    update(T)
+    .where(_FENCE)
+    .values(lease_expires_at=utc_after(_P_LEASE), heartbeat_at=utcnow())
+    .returning(T.c.cancel_requested)
+)
+_EVENT = insert(EVENTS).values(
+    job_id=bindparam("p_event_job", type_=String()),
+    kind=EventKind.TRANSITION,
+    data=bindparam("p_data", type_=EVENTS.c.data.type),
+)
+
+
+class LeaseTable:
+    """Queue operations on the jobs table. ``notify_channel``: PostgreSQL channel told
+    (in the same transaction) when a job becomes claimable now."""
+
+    def __init__(
+        self, engine: AsyncEngine, backoff: Backoff, notify_channel: str | None = None
+    ) -> None:
+        self.engine = engine
+        self._reader = reader(engine)
+        self.backoff = backoff
+        self.notify_channel = notify_channel if engine.dialect.name == "postgresql" else None
+
+    # --- claims -----------------------------------------------------------------
+
+    async def claim_next(self, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claims the first claimable job in priority, then age, order."""
+        return await self._claim(_CLAIM_NEXT, {}, worker_id, lease_seconds)
+
+    async def claim_job(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claims this job if it is claimable (the Redis queue delivers ids)."""
+        return await self._claim(_CLAIM_JOB, {"p_job": job_id}, worker_id, lease_seconds)
+
+    async def _claim(
+        self,
+        stmt: ReturningUpdate[Any],
+        params: dict[str, Any],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> Claim | None:
+        params = params | {"p_worker": worker_id, "p_lease": float(lease_seconds)}
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(stmt, params)).one_or_none()
+            if row is None:
+                return None
+            reclaimed = row.status_message == RECLAIMED_MESSAGE
+            await self._transition(
+                conn,
+                row.id,
+                JobStatus.PROCESSING if reclaimed else JobStatus.QUEUED,
+                JobStatus.PROCESSING,
+                worker=worker_id,
+                attempt=row.attempts,
+                token=row.lease_token,
+            )
+        return Claim(
+            job_id=row.id,
+            worker_id=worker_id,
+            token=row.lease_token,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            priority=row.priority,
+            lease_seconds=lease_seconds,
+            lease_expires_at=row.lease_expires_at,
+            spec=row.spec,
+            reclaimed=reclaimed,
+        )
+
+    # --- fenced writes from the lease holder ---------------------------------------
+
+    async def heartbeat(self, claim: Claim) -> bool:
+        params = _fence_params(claim) | {"p_lease": float(claim.lease_seconds)}
+        async with self.engine.begin() as conn:
+            cancel_requested = (await conn.execute(_HEARTBEAT, params)).scalar_one_or_none()
+        if cancel_requested is None:
+            raise _lost(claim)
+        return bool(cancel_requested)
+
+    async def complete(
+        self, claim: Claim, result: dict[str, Any], retain_seconds: float | None
+    ) -> None:
+        params = _fence_params(claim) | {"p_result": result}
+        stmt = _COMPLETE
+        if retain_seconds is not None:
+            stmt, params["p_retain"] = _COMPLETE_RETAINED, float(retain_seconds)
+        async with self.engine.begin() as conn:
+            done = await conn.execute(stmt, params)
+            if done.one_or_none() is None:
+                raise _lost(claim)
+            await self._transition(
+                conn, claim.job_id, JobStatus.PROCESSING, JobStatus.DONE, attempt=claim.attempt
+            )
+
+    async def cancelled(self, claim: Claim) -> None:
+        values = _end_attempt() | _finish(JobStatus.CANCELLED)
+        values["status_message"] = "cancelled"
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(J).where(_fence(claim)).values(values).returning(J.id))
+            if done.one_or_none() is None:
+                raise _lost(claim)
+            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, JobStatus.CANCELLED)
+
+    async def fail(
+        self, claim: Claim, error: ReelscribeError, retryable: bool
+    ) -> tuple[JobStatus, float]:
+        """Returns the new status and, when re-queued, the seconds until the retry."""
+        async with self.engine.begin() as conn:
+            row = await self._lock_lease(conn, claim)
+            data: dict[str, Any] = {
+                "attempt": row.attempts,
+                "error": {"code": error.code, "message": error.message},
+            }
+            values: dict[str, Any] = _end_attempt() | {
+                "error_code": error.code,
+                "error_message": error.message,
+            }
+            retry_in = 0.0
+            if row.cancel_requested:
+                status = JobStatus.CANCELLED
+                values |= _finish(status)
+            elif retryable and row.attempts < row.max_attempts:
+                status = JobStatus.QUEUED
+                delay = retry_in = self.backoff.delay(row.attempts)
+                data["retry_in"] = round(delay, 3)
+                values |= _requeue(after=delay) | {
+                    "status_message": f"attempt {row.attempts} failed; retrying in {delay:.1f} s"
+                }
+            else:
+                status = JobStatus.FAILED
+                data["retryable"] = retryable
+                values |= _finish(status)
+            await conn.execute(update(J).where(J.id == claim.job_id).values(values))
+            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, status, **data)
+        return status, retry_in
+
+    async def release(self, claim: Claim) -> JobStatus:
+        async with self.engine.begin() as conn:
+            row = await self._lock_lease(conn, claim)
+            if row.cancel_requested:
+                status = JobStatus.CANCELLED
+                values = _end_attempt() | _finish(status)
+            else:
+                # The attempt was cut short by shutdown, not by the job: do not count it.
+                status = JobStatus.QUEUED
+                values = (
+                    _end_attempt()
+                    | _requeue(after=0.0)
+                    | {
+                        "attempts": J.attempts - 1,
+                        "status_message": "released by a worker that shut down",
+                    }
+                )
+            await conn.execute(update(J).where(J.id == claim.job_id).values(values))
+            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, status, released=True)
+            if status is JobStatus.QUEUED:
+                await self._notify(conn, row.priority)
+        return status
+
+    # --- requests about any job -------------------------------------------------
+
+    async def enqueue(self, job_id: str, priority: Priority | None) -> JobState:
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, job_id)
+            values: dict[str, Any] = {}
+            if row.status is JobStatus.FAILED:  # a retry by hand starts afresh
+                values = _requeue(after=0.0) | {
+                    "attempts": 0,
+                    "cancel_requested": False,
+                    "finished_at": None,
+                    "status_message": None,
+                }
+            waiting = row.status in (JobStatus.QUEUED, JobStatus.FAILED)
+            if waiting and priority is not None and row.priority != priority:
+                values["priority"] = priority
+            if values:
+                await conn.execute(update(J).where(J.id == job_id).values(values))
+            if row.status is JobStatus.FAILED:
+                await self._transition(conn, job_id, JobStatus.FAILED, JobStatus.QUEUED, retry=True)
+            state = await self._state(conn, job_id)
+            if state.status is JobStatus.QUEUED and state.due:
+                await self._notify(conn, state.priority)
+        return state
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        async with self.engine.begin() as conn:
+            row = await self._lock(conn, job_id)
+            if row.status is JobStatus.QUEUED:
+                values = _finish(JobStatus.CANCELLED) | {"status_message": "cancelled"}
+                await conn.execute(update(J).where(J.id == job_id).values(values))
+                await self._transition(conn, job_id, JobStatus.QUEUED, JobStatus.CANCELLED)
+                return JobStatus.CANCELLED
+            if row.status is JobStatus.PROCESSING and not row.cancel_requested:
+                await conn.execute(
+                    update(J)
+                    .where(J.id == job_id)
+                    .values(cancel_requested=True, status_message="cancellation requested")
+                )
+            status: JobStatus = row.status
+            return status
+
+    async def state(self, job_id: str) -> JobState | None:
+        async with self._reader.connect() as conn:
+            try:
+                return await self._state(conn, job_id)
+            except JobNotFoundError:
+                return None
+
+    async def reap(self) -> int:
+        expired = and_(J.status == JobStatus.PROCESSING, J.lease_expires_at < utcnow())
+        outcomes = (
+            (
+                J.cancel_requested.is_(True),
+                JobStatus.CANCELLED,
+                {"status_message": "cancelled"},
+            ),
+            (
+                J.attempts >= J.max_attempts,
+                JobStatus.FAILED,
+                {
+                    "error_code": "lease_expired",
+                    "error_message": "the worker stopped responding and no attempts are left",
+                },
+            ),
+        )
+        count = 0
+        async with self.engine.begin() as conn:
+            for condition, status, extra in outcomes:
+                stmt = (
+                    update(J)
+                    .where(expired, condition)
+                    .values(_end_attempt() | _finish(status) | extra)
+                    .returning(J.id)
+                )
+                ids = (await conn.execute(stmt)).scalars().all()
+                for job_id in ids:
+                    await self._transition(
+                        conn, job_id, JobStatus.PROCESSING, status, reason="lease_expired"
+                    )
+                count += len(ids)
+        return count
+
+    async def next_due(self) -> float | None:
+        """Seconds until a job may become claimable: the next retry is due or a lease
+        that may be taken over expires (None: no such job)."""
+        soonest = select(
+            func.min(case((J.status == JobStatus.QUEUED, J.run_after), else_=J.lease_expires_at))
+        ).where(
+            or_(
+                J.status == JobStatus.QUEUED,
+                and_(
+                    J.status == JobStatus.PROCESSING,
+                    J.attempts < J.max_attempts,
+                    J.cancel_requested.is_(False),
+                ),
+            )
+        )
+        async with self._reader.connect() as conn:
+            stmt = select(seconds_since(soonest.scalar_subquery()))
+            since = (await conn.execute(stmt)).scalar_one_or_none()
+        return None if since is None else max(0.0, -float(since))
+
+    # --- helpers ----------------------------------------------------------------
+
+    async def _lock(
+        self, conn: AsyncConnection, job_id: str
+    ) -> Row[JobStatus, Priority, int, int, bool]:
+        stmt = (
+            select(J.status, J.priority, J.attempts, J.max_attempts, J.cancel_requested)
+            .where(J.id == job_id)
+            .with_for_update()
+        )
+        row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return row
+
+    async def _lock_lease(
+        self, conn: AsyncConnection, claim: Claim
+    ) -> Row[Priority, int, int, bool]:
+        stmt = (
+            select(J.priority, J.attempts, J.max_attempts, J.cancel_requested)
+            .where(_fence(claim))
+            .with_for_update()
+        )
+        row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            raise _lost(claim)
+        return row
+
+    async def _state(self, conn: AsyncConnection, job_id: str) -> JobState:
+        stmt = select(
+            J.status,
+            J.priority,
+            seconds_since(J.run_after).label("since"),
+            and_(J.status == JobStatus.PROCESSING, J.lease_expires_at >= utcnow()).label("leased"),
+        ).where(J.id == job_id)
+        row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return JobState(row.status, row.priority, max(0.0, -row.since), bool(row.leased))
+
+    async def _notify(self, conn: AsyncConnection, priority: Priority) -> None:
+        if self.notify_channel is not None:
+            await conn.execute(select(func.pg_notify(self.notify_channel, priority.value)))
+
+    @staticmethod
+    async def _transition(
+        conn: AsyncConnection, job_id: str, old: JobStatus, new: JobStatus, **data: Any
+    ) -> None:
+        payload = {"from": old.value, "to": new.value} | data
+        await conn.execute(_EVENT, {"p_event_job": job_id, "p_data": payload})
+
+
+def _lost(claim: Claim) -> LeaseLost:
+    return LeaseLost(
+        f"job {claim.job_id}: the lease of {claim.worker_id} (token {claim.token}) is no "
+        "longer current; another worker took the job over or it ended"
+    )
