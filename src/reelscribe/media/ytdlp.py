@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import http.client
 import logging
 import math
@@ -34,6 +35,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
@@ -380,6 +382,12 @@ class YtdlpSession:
     def __exit__(self, *exc: object) -> None:
         self._ydl.close()
         FFmpegPostProcessor._ffmpeg_location.reset(self._ffmpeg_token)
+        # yt-dlp's fragment downloaders can drop a response without closing it; collect
+        # such leftovers here, where we know they are yt-dlp's, instead of letting a
+        # ResourceWarning fire later at a random point in unrelated code.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
     def extract(self, url: str, *, generic: bool = False) -> YtdlpMedia:
         """Resolves ``url`` to one media item and picks its formats; downloads nothing.
