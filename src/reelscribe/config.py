@@ -15,6 +15,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+def _default_data_root() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "reelscribe"
+
+
 def _default_cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "reelscribe"
@@ -80,6 +85,70 @@ class Settings(BaseSettings):
         "working, else libx264) or an ffmpeg encoder name.",
     )
     vaapi_device: str = Field("/dev/dri/renderD128", description="VAAPI render device.")
+
+    # --- service: where state lives ----------------------------------------------
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{_default_data_root() / 'reelscribe.db'}",
+        description="Job database: sqlite:///path (default) or postgresql://user@host/db.",
+    )
+    queue_url: str = Field(
+        "db", description="'db' (a queue in the job database, default) or redis://host:6379/0."
+    )
+    storage_url: str = Field(
+        default_factory=lambda: f"file://{_default_data_root() / 'blobs'}",
+        description="Results and uploads: file:///dir (default) or s3://bucket?endpoint=...",
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Secret for signed download links and webhook signatures; generated "
+        "and kept in the data directory when unset (single-machine use only).",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Base URL clients reach the API at (for links); default from --host/--port.",
+    )
+
+    # --- service: HTTP API ---------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve without API keys (every caller is admin); refused unless bound to "
+        "loopback. `reelscribe serve` turns it on for its loopback default.",
+    )
+    admin_api_key: SecretStr | None = Field(
+        None, description="An admin API key created at start-up (hashed at rest)."
+    )
+    max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest upload accepted.")
+    max_clip_seconds: float = Field(
+        3 * 3600.0, gt=0, description="Longest time range a job may ask for (seconds)."
+    )
+    max_queued_jobs: int = Field(
+        10_000, ge=1, description="Queue depth past which submissions get 429 + Retry-After."
+    )
+    retention_seconds: float = Field(
+        7 * 86400.0, gt=0, description="How long results are kept before the job expires."
+    )
+    link_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of signed download links.")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Default requests per minute per API key."
+    )
+    quota_audio_minutes_per_day: float = Field(
+        1440.0, gt=0, description="Default audio minutes per day per API key."
+    )
+
+    # --- service: workers -------------------------------------------------------------
+    worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process runs at once.")
+    asr_concurrency: int = Field(1, ge=1, description="Transcriptions at once per worker process.")
+    encode_concurrency: int = Field(1, ge=1, description="ffmpeg re-encodes at once per worker.")
+    lease_seconds: float = Field(10.0, gt=1, description="Job lease; heartbeats renew it.")
+    heartbeat_seconds: float = Field(0.5, gt=0, description="Heartbeat interval.")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long a running job may take to finish."
+    )
+    embedded_workers: int = Field(
+        1, ge=0, description="Worker tasks `reelscribe serve` runs inside the API process."
+    )
 
     # --- output -----------------------------------------------------------------
     output_dir: Path = Field(Path("reelscribe-output"), description="Default CLI output folder.")

@@ -153,3 +153,85 @@ class JobEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
 
     __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+
+class ApiKeyRow(Base):
+    """An API key. Only the SHA-256 of the secret is stored; the secret is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Any of "submit", "read", "admin".
+    scopes: Mapped[list[str]] = mapped_column(JsonDocument)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    quota_audio_minutes_per_day: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class UploadRow(Base):
+    """An upload: one streamed request, or a resumable one sent in chunks at offsets."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_key_id: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    #: "open" (receiving chunks) or "complete".
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    #: Declared total size for resumable uploads; bytes received so far.
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow(), onupdate=utcnow())
+
+
+class WebhookDeliveryRow(Base):
+    """The webhook outbox: one row per (job, event) to deliver, retried until delivered
+    or given up on."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    #: "pending", "delivered" or "failed" (gave up).
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("uq_webhook_deliveries_job_id_event", "job_id", "event", unique=True),
+        Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),
+    )
+
+
+class WebhookAttemptRow(Base):
+    """One delivery attempt, kept so the API can show what happened."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),)

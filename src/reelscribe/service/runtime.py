@@ -1,0 +1,135 @@
+"""Everything a service process holds open: the database engine, the queue and the
+blob store, built from :class:`~reelscribe.config.Settings` once per process and
+passed to the API and the workers (never created per request or per job).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelscribe.backends.db import JobStore, create_engine
+from reelscribe.backends.queue import DatabaseQueue, Queue
+from reelscribe.backends.storage import BlobStore, open_storage
+from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError
+
+
+class UnsafeConfigError(InvalidInputError):
+    """A combination of settings that would lose data or expose the service."""
+
+    code = "unsafe_config"
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings, *, role: str) -> None:
+    """Refuses unsafe combinations at start-up.
+
+    ``role`` is "serve" (API + embedded workers, one machine), "api" or "worker"
+    (scale-out processes, possibly on several hosts).
+    """
+    if settings.allow_anonymous and role in ("serve", "api") and not is_loopback(settings.host):
+        raise UnsafeConfigError(
+            f"refusing keyless access on {settings.host}: REELSCRIBE_ALLOW_ANONYMOUS is only "
+            "allowed on a loopback address; create API keys instead"
+        )
+    if role in ("api", "worker"):
+        shared = []
+        if settings.database_url.startswith("sqlite"):
+            shared.append("REELSCRIBE_DATABASE_URL is SQLite")
+        if settings.storage_url.startswith("file:"):
+            shared.append("REELSCRIBE_STORAGE_URL is a local directory")
+        if shared and not is_loopback(settings.host) and role == "api":
+            raise UnsafeConfigError(
+                "a scale-out API needs state every host can reach: "
+                + " and ".join(shared)
+                + "; use PostgreSQL and S3 (or `reelscribe serve` on one machine)"
+            )
+
+
+def signing_secret(settings: Settings) -> str:
+    """The configured secret, else one generated once and kept beside the database
+    (fine on one machine; scale-out deployments must configure it)."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value()
+    url = urlsplit(settings.database_url)
+    base = Path(url.path).parent if url.scheme.startswith("sqlite") else Path.home() / ".reelscribe"
+    path = base / "signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine = field(init=False)
+    jobs: JobStore = field(init=False)
+    queue: Queue = field(init=False)
+    storage: BlobStore = field(init=False)
+    secret: str = field(init=False)
+    _stack: AsyncExitStack = field(init=False, default_factory=AsyncExitStack)
+
+    def public_base_url(self) -> str:
+        return self.settings.public_base_url or f"http://{self.settings.host}:{self.settings.port}"
+
+    async def __aenter__(self) -> Self:
+        from reelscribe.migrations import upgrade_async
+
+        settings = self.settings
+        if settings.database_url.startswith("sqlite:///"):
+            Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        await upgrade_async(settings.database_url)
+        self.secret = signing_secret(settings)
+        self.engine = create_engine(settings.database_url)
+        self._stack.push_async_callback(self.engine.dispose)
+        self.jobs = JobStore(self.engine)
+        self.queue = await self._stack.enter_async_context(self._make_queue())
+        self.storage = await self._stack.enter_async_context(
+            open_storage(
+                settings.storage_url,
+                signing_key=self.secret,
+                public_base_url=f"{self.public_base_url().rstrip('/')}/blobs",
+            )
+        )
+        return self
+
+    def _make_queue(self) -> Queue:
+        url = self.settings.queue_url
+        if url == "db":
+            return DatabaseQueue(self.engine)
+        if url.startswith(("redis://", "rediss://")):
+            from redis.asyncio import Redis
+
+            from reelscribe.backends.queue import RedisStreamQueue
+
+            return RedisStreamQueue(self.engine, Redis.from_url(url))
+        raise InvalidInputError(f"unsupported REELSCRIBE_QUEUE_URL {url!r}: use 'db' or redis://")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
