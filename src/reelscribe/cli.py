@@ -147,8 +147,9 @@ def _print_result(result: PipelineResult, *, as_json: bool) -> None:
                 "text": t.text,
                 "model": asdict(t.model),
             }
-        if result.clip is not None:
-            c = result.clip
+        if result.clip is not None or result.burned is not None:
+            c = result.clip or result.burned
+            assert c is not None
             payload["clip"] = {
                 "start": c.start,
                 "end": c.end,

@@ -9,10 +9,13 @@ workers will call it per job. It knows nothing about terminals, HTTP or queues.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from reelscribe.errors import InvalidInputError, SourceTooLargeError
 from reelscribe.formats import FORMATS, RenderOptions, render
@@ -22,7 +25,7 @@ from reelscribe.pipeline.clip import ClipMode, ClipOptions, ClipResult, clip
 from reelscribe.pipeline.fetch import FetchOptions, FetchResult, fetch
 from reelscribe.pipeline.probe import probe
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
-from reelscribe.progress import ProgressCallback
+from reelscribe.progress import ProgressCallback, report
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,24 @@ class PipelineResult:
     media: MediaInfo
     transcript: Transcript | None = None
     clip: ClipResult | None = None
+    burned: ClipResult | None = None
     #: Where the outputs start on the source's timeline (the real start of a fast cut).
     start: float = 0.0
     end: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StageLimits:
+    """Caps on how many transcriptions and re-encodes run at once in a process (a
+    worker runs several jobs; ASR and x264 each want every core)."""
+
+    asr: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    encode: AbstractContextManager[Any] = field(default_factory=nullcontext)
+
+    @classmethod
+    def of(cls, asr: int, encode: int) -> StageLimits:
+        return cls(threading.Semaphore(asr), threading.Semaphore(encode))
 
 
 class _Timer:
@@ -86,17 +103,21 @@ def run(
     out_dir: Path,
     work_dir: Path,
     progress: ProgressCallback | None = None,
+    limits: StageLimits | None = None,
 ) -> PipelineResult:
+    limits = limits or StageLimits()
     timings: dict[str, float] = {}
     timer = _Timer(timings)
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     wants_video = request.clip_output or request.burn_output
 
+    report(progress, "fetch", None)
     done = timer("fetch")
     fetched = fetch(request.source, work_dir, _fetch_options(request, wants_video), progress)
     done()
 
+    report(progress, "probe", None)
     done = timer("probe")
     media = probe(fetched.path, keyframes=wants_video)
     done()
@@ -116,14 +137,15 @@ def run(
         # Cut first: a fast cut starts at a keyframe, and the transcript must follow
         # the clip's real start, not the requested one.
         done = timer("clip")
-        result.clip = clip(
-            fetched.path,
-            out_dir / f"{stem}{_clip_ext(media)}",
-            local,
-            clip_opts,
-            progress,
-            info=media,
-        )
+        with limits.encode:
+            result.clip = clip(
+                fetched.path,
+                out_dir / f"{stem}{_clip_ext(media)}",
+                local,
+                clip_opts,
+                progress,
+                info=media,
+            )
         done()
         local = TimeRange(result.clip.start, result.clip.end)
         result.outputs["clip"] = result.clip.path
@@ -137,14 +159,18 @@ def run(
     if request.needs_transcript:
         if not media.has_audio:
             raise InvalidInputError("the source has no audio stream to transcribe")
+        report(progress, "audio", None)
         done = timer("audio")
         samples = load_audio(fetched.path, None if local.is_whole else local)
         done()
         done = timer("transcribe")
-        result.transcript = transcribe(
-            samples, request.transcribe, progress, source_offset=result.start
-        )
+        with limits.asr:
+            result.transcript = transcribe(
+                samples, request.transcribe, progress, source_offset=result.start
+            )
+        del samples  # up to ~115 MB for 30 minutes; not needed past this point
         done()
+        report(progress, "render", None)
         done = timer("render")
         for fmt in request.formats:
             path = out_dir / f"{stem}{FORMATS[fmt].extension}"
@@ -164,14 +190,25 @@ def run(
         # One ffmpeg pass cuts and burns; the ASS times are clip-relative, which is
         # what a cut with -ss before -i produces.
         burn_opts = replace(clip_opts, mode=ClipMode.EXACT, burn_subtitles=ass_path)
-        result.clip = clip(
-            fetched.path, out_dir / f"{stem}.subtitled.mp4", local, burn_opts, progress, info=media
-        )
+        with limits.encode:
+            result.burned = clip(
+                fetched.path,
+                out_dir / f"{stem}.subtitled.mp4",
+                local,
+                burn_opts,
+                None if progress is None else _as_stage(progress, "burn"),
+                info=media,
+            )
         done()
-        result.outputs["burned_clip"] = result.clip.path
+        result.outputs["burned_clip"] = result.burned.path
 
     result.timings = timings
     return result
+
+
+def _as_stage(progress: ProgressCallback, stage: str) -> ProgressCallback:
+    """Reports a stage's events under another name (the burn pass runs the clip stage)."""
+    return lambda event: progress(replace(event, stage=stage))
 
 
 def _fetch_options(request: PipelineRequest, wants_video: bool) -> FetchOptions:

@@ -1,0 +1,338 @@
+"""Workers: claim jobs, run the pipeline, store the results.
+
+A worker process loads its heavy resources (the Whisper model) once, then runs up to
+``worker_concurrency`` jobs at a time. Each job runs in a thread (the stages are
+blocking, CPU-bound code) while the event loop heartbeats its lease every
+``heartbeat_seconds`` and writes its progress and steps, fenced by the lease token.
+Cancellation, a lost lease and shutdown reach the pipeline thread through its
+progress callback, which raises :class:`JobAborted` at the next report.
+
+Results are stored under ``results/<job id>/<sha256[:16]>/<file name>``: the key is
+content-addressed within the job, so an attempt that produces what a crashed attempt
+already stored reuses the stored object, and deleting a job deletes one prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.backends.db.enums import EventKind
+from reelscribe.backends.db.schema import UploadRow
+from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
+from reelscribe.formats import FORMATS
+from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
+from reelscribe.progress import Progress
+from reelscribe.service.runtime import Runtime
+from reelscribe.service.spec import JobSpec, to_request
+from reelscribe.service.steps import record
+
+log = logging.getLogger("reelscribe.worker")
+
+#: Rough share of a job's time per stage, for one overall percentage.
+STAGE_WEIGHTS = {
+    "fetch": 1.0, "probe": 0.1, "clip": 1.0, "audio": 0.3, "transcribe": 5.0,
+    "render": 0.1, "burn": 2.0, "upload": 0.5,
+}  # fmt: skip
+
+
+class JobAborted(ReelscribeError):
+    code = "aborted"
+
+
+@dataclass
+class _Live:
+    """What the pipeline thread reports and the event loop writes, under a lock."""
+
+    stages: list[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    abort_reason: str | None = None
+    stage: str | None = None
+    stage_started: float = 0.0
+    fraction: float = 0.0
+    eta: float | None = None
+    message: str = ""
+    events: list[tuple[EventKind, dict[str, Any]]] = field(default_factory=list)
+
+    def __call__(self, event: Progress) -> None:  # the pipeline's progress callback
+        with self.lock:
+            if self.abort_reason is not None:
+                raise JobAborted(self.abort_reason)
+            if event.stage != self.stage:
+                self._switch(event.stage)
+            self.fraction = event.fraction if event.fraction is not None else self.fraction
+            self.eta, self.message = event.eta, event.message or self.message
+
+    def _switch(self, stage: str | None) -> None:
+        now = time.monotonic()
+        if self.stage is not None:
+            self.events.append((EventKind.STEP_FINISH, {
+                "step": self.stage, "duration": round(now - self.stage_started, 3),
+            }))  # fmt: skip
+        if stage is not None:
+            self.events.append((EventKind.STEP_START, {"step": stage}))
+            if stage not in self.stages:
+                self.stages.append(stage)
+        self.stage, self.stage_started, self.fraction, self.eta = stage, now, 0.0, None
+
+    def switch(self, stage: str | None) -> None:
+        with self.lock:
+            self._switch(stage)
+
+    def abort(self, reason: str) -> None:
+        with self.lock:
+            self.abort_reason = self.abort_reason or reason
+
+    def snapshot(self) -> tuple[float, str | None, str, list[tuple[EventKind, dict[str, Any]]]]:
+        with self.lock:
+            events, self.events = self.events, []
+            total = sum(STAGE_WEIGHTS.get(s, 0.5) for s in self.stages) or 1.0
+            done = 0.0
+            for s in self.stages:
+                if s == self.stage:
+                    done += STAGE_WEIGHTS.get(s, 0.5) * self.fraction
+                    break
+                done += STAGE_WEIGHTS.get(s, 0.5)
+            message = self.message
+            if self.eta is not None:
+                message = f"{message} (eta {self.eta:.0f}s)".strip()
+            return 100.0 * done / total, self.stage, message, events
+
+
+def planned_stages(spec: JobSpec) -> list[str]:
+    outputs = set(spec.outputs)
+    stages = ["fetch", "probe"]
+    if "clip" in outputs:
+        stages.append("clip")
+    if outputs - {"clip"}:
+        stages += ["audio", "transcribe"]
+    if outputs & {"srt", "vtt", "txt", "json", "md", "ass"}:
+        stages.append("render")
+    if "burned_clip" in outputs:
+        stages.append("burn")
+    return [*stages, "upload"]
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, *, worker_id: str | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.limits = StageLimits.of(
+            self.settings.asr_concurrency, self.settings.encode_concurrency
+        )
+        self.stop = asyncio.Event()
+        self.jobs_done = 0
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Runs until :attr:`stop` is set (or, in burst mode, until no job is due)."""
+        await asyncio.to_thread(self._warm_up)
+        slots = [self._slot(burst) for _ in range(self.settings.worker_concurrency)]
+        await asyncio.gather(*slots)
+
+    def _warm_up(self) -> None:
+        # The model is loaded once per process; a broken model fails jobs, not the worker.
+        with contextlib.suppress(ReelscribeError):
+            load_model(self._engine_options())
+
+    def _engine_options(self) -> EngineOptions:
+        s = self.settings
+        return EngineOptions(model=s.model, device=s.device, compute_type=s.compute_type,
+                             cpu_threads=s.cpu_threads, models_dir=s.models_dir)  # fmt: skip
+
+    async def _slot(self, burst: bool) -> None:
+        queue = self.runtime.queue
+        while not self.stop.is_set():
+            claim = await queue.claim(self.worker_id, self.settings.lease_seconds)
+            if claim is None:
+                if burst:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait(), timeout=5.0)
+                continue
+            await self.process(claim)
+            self.jobs_done += 1
+
+    async def _wait(self) -> None:
+        waiter = asyncio.ensure_future(self.runtime.queue.wait(5.0))
+        stopper = asyncio.ensure_future(self.stop.wait())
+        _, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def process(self, claim: Claim) -> None:
+        queue = self.runtime.queue
+        log.info("job %s: attempt %d on %s", claim.job_id, claim.attempt, self.worker_id)
+        try:
+            spec = JobSpec.model_validate(claim.spec)
+        except ValueError as exc:
+            await queue.fail(claim, InvalidInputError(f"invalid job spec: {exc}"), retryable=False)
+            return
+        live = _Live(stages=planned_stages(spec))
+        try:
+            with tempfile.TemporaryDirectory(prefix="reelscribe-job-") as tmp:
+                outcome = await self._run_pipeline(claim, spec, live, Path(tmp))
+                if outcome is None:
+                    return  # lease lost: another worker owns the job; write nothing
+                if isinstance(outcome, PipelineResult):
+                    live.switch("upload")
+                    result = await self._store(claim, outcome)
+                    live.switch(None)
+                    await self._report(claim, live)
+                    await queue.complete(
+                        claim, result, retain_seconds=self.settings.retention_seconds
+                    )
+                    return
+                await self._end(claim, outcome)
+        except LeaseLost:
+            log.warning("job %s: lease lost; leaving it to its new worker", claim.job_id)
+
+    async def _run_pipeline(
+        self, claim: Claim, spec: JobSpec, live: _Live, tmp: Path
+    ) -> PipelineResult | BaseException | None:
+        """Runs the pipeline while heartbeating; returns its result, the exception that
+        ended it, or None when the lease was lost."""
+        source = await self._source(claim, spec, tmp)
+        request = to_request(spec, source, self.settings)
+        task = asyncio.ensure_future(asyncio.to_thread(
+            run, request, tmp / "out", tmp / "work", live, self.limits
+        ))  # fmt: skip
+        deadline: float | None = None
+        lost = False
+        while not task.done():
+            await asyncio.wait({task}, timeout=self.settings.heartbeat_seconds)
+            if lost:
+                continue
+            try:
+                if await self.runtime.queue.heartbeat(claim):
+                    live.abort("cancelled")
+                await self._report(claim, live)
+            except LeaseLost:
+                live.abort("lease lost")
+                lost = True
+            if self.stop.is_set():
+                deadline = deadline or time.monotonic() + self.settings.shutdown_grace_seconds
+                if time.monotonic() >= deadline:
+                    live.abort("shutdown")
+        if lost:
+            with contextlib.suppress(BaseException):
+                await task
+            return None
+        try:
+            return await task
+        except Exception as exc:  # every failure ends the attempt
+            return exc
+
+    async def _report(self, claim: Claim, live: _Live) -> None:
+        progress, stage, message, events = live.snapshot()
+        await record(self.runtime.engine, claim, progress=progress, stage=stage,
+                     message=message, events=events)  # fmt: skip
+
+    async def _end(self, claim: Claim, exc: BaseException) -> None:
+        queue = self.runtime.queue
+        if isinstance(exc, JobAborted):
+            if exc.message == "cancelled":
+                await queue.cancelled(claim)
+            else:  # shutdown: give the job back without counting the attempt
+                await queue.release(claim)
+            return
+        if isinstance(exc, ReelscribeError):
+            log.info("job %s failed: %s (%s)", claim.job_id, exc, exc.code)
+            await queue.fail(claim, exc)
+            return
+        log.exception("job %s: unexpected error", claim.job_id, exc_info=exc)
+        await queue.fail(claim, ProcessingError(f"internal error: {type(exc).__name__}: {exc}"),
+                         retryable=True)  # fmt: skip
+
+    async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> str:
+        if spec.source.url is not None:
+            return spec.source.url
+        async with self.runtime.engine.connect() as conn:
+            upload = (await conn.execute(
+                select(UploadRow).where(UploadRow.id == spec.source.upload_id)
+            )).one_or_none()  # fmt: skip
+        if upload is None or upload.storage_key is None or upload.state != "complete":
+            raise InvalidInputError(f"upload {spec.source.upload_id} is missing or incomplete")
+        name = Path(upload.filename).name.lstrip(".") or "upload"
+        path = tmp / "source" / name
+        path.parent.mkdir(parents=True)
+        with path.open("wb") as fh:
+            async for chunk in self.runtime.storage.get_stream(upload.storage_key):
+                fh.write(chunk)
+        return str(path)
+
+    async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
+        storage = self.runtime.storage
+        outputs: dict[str, Any] = {}
+        for name, path in result.outputs.items():
+            digest = await asyncio.to_thread(_sha256, path)
+            key = f"results/{claim.job_id}/{digest[:16]}/{path.name}"
+            content_type = _content_type(name, path)
+            if not await storage.exists(key):  # a repeated step reuses what is stored
+                await storage.put_file(key, path, content_type)
+            outputs[name] = {"key": key, "filename": path.name, "size": path.stat().st_size,
+                             "sha256": digest, "content_type": content_type}  # fmt: skip
+        summary: dict[str, Any] = {
+            "outputs": outputs,
+            "start": result.start,
+            "end": result.end,
+            "media": {
+                "duration": result.media.duration,
+                "has_video": result.media.has_video,
+                "has_audio": result.media.has_audio,
+            },
+            "timings": result.timings,
+        }
+        if result.transcript is not None:
+            t = result.transcript
+            summary["transcript"] = {
+                "language": t.language,
+                "duration": t.duration,
+                "segments": len(t.segments),
+                "model": t.model.name,
+            }
+        return summary
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content_type(name: str, path: Path) -> str:
+    if name in FORMATS:
+        return FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
+    return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"
+
+
+async def run_worker(
+    runtime: Runtime,
+    *,
+    burst: bool = False,
+    worker_id: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> Worker:
+    """Runs a worker over ``runtime`` (see :class:`Worker`); returns it when it ends."""
+    worker = Worker(runtime, worker_id=worker_id)
+    if stop is not None:
+        worker.stop = stop
+    await worker.run(burst=burst)
+    return worker
