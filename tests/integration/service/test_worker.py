@@ -112,3 +112,33 @@ async def test_cancel_while_processing(
     assert job is not None
     assert job.status == JobStatus.CANCELLED
     assert await runtime.storage.delete_prefix(f"results/{job_id}/") == 0  # nothing stored
+
+
+async def test_retention_expires_and_deletes(
+    runtime: Runtime, shared_media: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from reelscribe.backends.db.schema import JobRow
+    from reelscribe.service import retention
+
+    local = tmp_path / "jfk.flac"
+    shutil.copy(shared_media / "jfk.flac", local)
+    job_id = await submit(runtime, {"source": {"upload_id": await add_upload(runtime, local)},
+                                    "outputs": ["txt"]})  # fmt: skip
+    other = await submit(runtime, {"source": {"upload_id": "up-1"}, "outputs": ["vtt"]})
+    await Worker(runtime).run(burst=True)
+    async with runtime.engine.begin() as conn:  # make the first job's retention run out
+        await conn.execute(update(JobRow).where(JobRow.id == job_id)
+                           .values(expires_at=JobRow.created_at))  # fmt: skip
+    assert await retention.sweep(runtime) == 1
+    job = await runtime.jobs.get(job_id)
+    assert job is not None
+    assert job.status == JobStatus.EXPIRED
+    assert job.result is None
+    assert await runtime.storage.delete_prefix(f"results/{job_id}/") == 0
+    kept = await runtime.jobs.get(other)
+    assert kept is not None
+    assert kept.status == JobStatus.DONE
+    assert await runtime.storage.exists(kept.result["outputs"]["vtt"]["key"])
+    assert await retention.sweep(runtime) == 0
