@@ -384,6 +384,76 @@ def demo(
     _execute(request, out_dir, settings, as_json=False, quiet=quiet)
 
 
+HostOpt = Annotated[str | None, typer.Option(help="Bind address (REELSCRIBE_HOST).")]
+PortOpt = Annotated[int | None, typer.Option(help="Port (REELSCRIBE_PORT).")]
+
+
+def _service_settings(**overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return get_settings().model_copy(update=values)
+
+
+def _run_service(
+    settings: Settings, *, role: str, api: bool, workers: int, burst: bool = False
+) -> None:
+    import asyncio
+    import logging
+
+    from reelscribe.service.processes import run_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def ready(url: str) -> None:
+        if api:
+            typer.echo(f"reelscribe {role} on {url}  (UI {url}/ , API docs {url}/docs)")
+        else:
+            typer.echo(
+                f"reelscribe worker started ({workers} x {settings.worker_concurrency} slots)"
+            )
+
+    asyncio.run(run_service(settings, role=role, api=api, workers=workers, burst=burst,
+                            on_ready=ready))  # fmt: skip
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Embedded workers (REELSCRIBE_EMBEDDED_WORKERS).")
+    ] = None,
+    anonymous: Annotated[
+        bool | None,
+        typer.Option(
+            "--anonymous/--no-anonymous", help="Allow requests without an API key (loopback only)."
+        ),
+    ] = None,
+) -> None:
+    """Run the API, the web UI and embedded workers in one process (one machine)."""
+    settings = _service_settings(host=host, port=port, embedded_workers=workers,
+                                 allow_anonymous=anonymous)  # fmt: skip
+    _run_service(settings, role="serve", api=True, workers=settings.embedded_workers)
+
+
+@app.command()
+def api(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run only the HTTP API (scale-out: workers run elsewhere)."""
+    settings = _service_settings(host=host, port=port)
+    _run_service(settings, role="api", api=True, workers=0)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once (REELSCRIBE_WORKER_CONCURRENCY).")
+    ] = None,
+    burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+) -> None:
+    """Run a worker: claim jobs from the queue and process them."""
+    settings = _service_settings(worker_concurrency=concurrency)
+    _run_service(settings, role="worker", api=False, workers=1, burst=burst)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"reelscribe {__version__}")
