@@ -124,39 +124,9 @@ def _execute(
 
 def _print_result(result: PipelineResult, *, as_json: bool) -> None:
     if as_json:
-        payload: dict[str, Any] = {
-            "outputs": {k: str(v) for k, v in result.outputs.items()},
-            "source": result.fetched.source,
-            "start": result.start,
-            "end": result.end,
-            "media": {
-                "duration": result.media.duration,
-                "format": result.media.format_name,
-                "has_video": result.media.has_video,
-                "has_audio": result.media.has_audio,
-            },
-            "timings": result.timings,
-        }
-        if result.transcript is not None:
-            t = result.transcript
-            payload["transcript"] = {
-                "language": t.language,
-                "duration": t.duration,
-                "segments": len(t.segments),
-                "dropped_segments": t.dropped_segments,
-                "text": t.text,
-                "model": asdict(t.model),
-            }
-        if result.clip is not None or result.burned is not None:
-            c = result.clip or result.burned
-            assert c is not None
-            payload["clip"] = {
-                "start": c.start,
-                "end": c.end,
-                "duration": c.duration,
-                "method": c.method,
-                "encoder": c.encoder,
-            }
+        payload = result.summary(with_text=True)
+        payload["outputs"] = {k: str(v) for k, v in result.outputs.items()}
+        payload["source"] = result.fetched.source
         typer.echo(json.dumps(payload, indent=2))
         return
     for kind, path in result.outputs.items():

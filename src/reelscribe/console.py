@@ -75,14 +75,16 @@ class ProgressDisplay:
 
     def _plain_update(self, event: Progress) -> None:
         # Not a terminal (CI logs, pipes): a line per 10 % step or per 5 s at most.
+        if event.fraction is None:
+            return  # a stage-start marker: nothing measurable to show yet
         now = time.monotonic()
-        fraction = event.fraction if event.fraction is not None else 0.0
+        fraction = event.fraction
         last_fraction, last_time = self._last_plain.get(event.stage, (-1.0, 0.0))
         if fraction < 1.0 and fraction - last_fraction < 0.1 and now - last_time < 5.0:
             return
         self._last_plain[event.stage] = (fraction, now)
         eta = f" eta {event.eta:.0f}s" if event.eta is not None and fraction < 1.0 else ""
-        pct = f"{fraction * 100:5.1f}%" if event.fraction is not None else "   ..."
+        pct = f"{fraction * 100:5.1f}%"
         print(
             f"{event.stage:<10} {pct}{eta} {event.message[:60]}".rstrip(),
             file=sys.stderr,

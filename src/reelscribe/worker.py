@@ -287,25 +287,8 @@ class Worker:
                 await storage.put_file(key, path, content_type)
             outputs[name] = {"key": key, "filename": path.name, "size": path.stat().st_size,
                              "sha256": digest, "content_type": content_type}  # fmt: skip
-        summary: dict[str, Any] = {
-            "outputs": outputs,
-            "start": result.start,
-            "end": result.end,
-            "media": {
-                "duration": result.media.duration,
-                "has_video": result.media.has_video,
-                "has_audio": result.media.has_audio,
-            },
-            "timings": result.timings,
-        }
-        if result.transcript is not None:
-            t = result.transcript
-            summary["transcript"] = {
-                "language": t.language,
-                "duration": t.duration,
-                "segments": len(t.segments),
-                "model": t.model.name,
-            }
+        summary = result.summary()
+        summary["outputs"] = outputs
         return summary
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,10 @@ class PipelineResult:
     end: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    def summary(self, *, with_text: bool = False) -> dict[str, Any]:
+        """A JSON-ready account of the run (range, media, transcript stats, cut)."""
+        return _summary(self, with_text)
+
 
 @dataclass(frozen=True, slots=True)
 class StageLimits:
@@ -83,6 +87,41 @@ class StageLimits:
     @classmethod
     def of(cls, asr: int, encode: int) -> StageLimits:
         return cls(threading.Semaphore(asr), threading.Semaphore(encode))
+
+
+def _summary(result: PipelineResult, with_text: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "start": result.start,
+        "end": result.end,
+        "media": {
+            "duration": result.media.duration,
+            "format": result.media.format_name,
+            "has_video": result.media.has_video,
+            "has_audio": result.media.has_audio,
+        },
+        "timings": result.timings,
+    }
+    if result.transcript is not None:
+        t = result.transcript
+        payload["transcript"] = {
+            "language": t.language,
+            "duration": t.duration,
+            "segments": len(t.segments),
+            "dropped_segments": t.dropped_segments,
+            "model": asdict(t.model),
+        }
+        if with_text:
+            payload["transcript"]["text"] = t.text
+    clipped = result.clip or result.burned
+    if clipped is not None:
+        payload["clip"] = {
+            "start": clipped.start,
+            "end": clipped.end,
+            "duration": clipped.duration,
+            "method": clipped.method,
+            "encoder": clipped.encoder,
+        }
+    return payload
 
 
 class _Timer:
