@@ -1,5 +1,6 @@
 # The two commands of the README's quick start:
-#   make run   - install reelscribe into .venv and run it (for now: the demo)
+#   make run   - install reelscribe into .venv and start the service (API + workers) on
+#                the embedded defaults (SQLite, local files, queue in the database)
 #   make test  - install reelscribe with its test dependencies, lint, type-check and test
 # CI (.ci/run) calls `make test` unchanged.
 
@@ -8,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint typecheck pytest bench clean
+.PHONY: run demo test install install-dev lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/reelscribe models
+	$(BIN)/reelscribe serve --anonymous
+
+demo: install
 	$(BIN)/reelscribe demo
 
 lint: install-dev

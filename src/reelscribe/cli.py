@@ -29,6 +29,7 @@ from reelscribe.pipeline.clip import ClipMode
 from reelscribe.pipeline.fetch import FetchOptions
 from reelscribe.pipeline.runner import PipelineRequest, PipelineResult, run
 from reelscribe.pipeline.transcribe import TranscribeOptions
+from reelscribe.progress import Progress
 
 app = typer.Typer(
     name="reelscribe",
@@ -372,10 +373,11 @@ def _run_service(
     from reelscribe.service.processes import run_service
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
 
     def ready(url: str) -> None:
         if api:
-            typer.echo(f"reelscribe {role} on {url}  (UI {url}/ , API docs {url}/docs)")
+            typer.echo(f"reelscribe {role} on {url}  (API docs: {url}/docs)")
         else:
             typer.echo(
                 f"reelscribe worker started ({workers} x {settings.worker_concurrency} slots)"
@@ -422,6 +424,76 @@ def worker(
     """Run a worker: claim jobs from the queue and process them."""
     settings = _service_settings(worker_concurrency=concurrency)
     _run_service(settings, role="worker", api=False, workers=1, burst=burst)
+
+
+@app.command()
+def submit(
+    source: Annotated[str, typer.Argument(help="A local file (uploaded) or an http(s) URL.")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    outputs: Annotated[
+        str, typer.Option(help="Comma-separated: srt,vtt,txt,json,md,ass,clip,burned_clip.")
+    ] = "srt,json",
+    wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
+    out: OutOpt = None,
+    server: Annotated[
+        str | None, typer.Option(envvar="REELSCRIBE_SERVER", help="API base URL.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="REELSCRIBE_API_KEY", help="API key.")
+    ] = None,
+    priority: Annotated[str, typer.Option(help="fast, normal or bulk.")] = "normal",
+    clip_mode: ModeOpt = ClipMode.FAST,
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    language: Annotated[str | None, typer.Option(help="Force a language.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Submit a job to a running reelscribe service (and optionally wait for it)."""
+    from reelscribe.client import Client
+
+    settings = get_settings()
+    base = server or settings.public_base_url or f"http://127.0.0.1:{settings.port}"
+    spec: dict[str, Any] = {
+        "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
+        "priority": priority,
+        "options": {"clip_mode": clip_mode.value, "model": model, "language": language},
+    }
+    if start is not None:
+        spec["start"] = start
+    if end is not None:
+        spec["end"] = end
+    with Client(base, api_key) as client:
+        path = Path(source)
+        if path.is_file():
+            spec["source"] = {"upload_id": client.upload(path)["id"]}
+        elif source.startswith(("http://", "https://")):
+            spec["source"] = {"url": source}
+        else:
+            raise InvalidInputError(f"{source} is neither an existing file nor an http(s) URL")
+        job = client.submit(spec)
+        if not wait:
+            typer.echo(json.dumps(job, indent=2) if as_json else f"job\t{job['id']}")
+            return
+        with ProgressDisplay(enabled=not quiet) as display:
+            job = client.wait(job["id"], on_update=lambda j: display(
+                Progress(j.get("stage") or j["status"], j["progress"] / 100, j.get("message") or "")
+            ))  # fmt: skip
+        if job["status"] != "done":
+            error = job.get("error") or {}
+            raise ReelscribeError(
+                f"job {job['id']} {job['status']}: "
+                f"{error.get('message', 'no details')} ({error.get('code')})"
+            )
+        result = client.result(job["id"])
+        out_dir = out or settings.output_dir
+        saved = {o["name"]: str(client.download(o["url"], out_dir / Path(o["filename"]).name))
+                 for o in result["outputs"]}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"job": job["id"], "outputs": saved}, indent=2))
+    else:
+        for name, saved_path in saved.items():
+            typer.echo(f"{name}\t{saved_path}")
 
 
 def _version(value: bool) -> None:
