@@ -83,7 +83,7 @@ async def _truncate(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE jobs, job_events"))
+            await conn.execute(text("TRUNCATE jobs, job_events CASCADE"))
     finally:
         await engine.dispose()
 

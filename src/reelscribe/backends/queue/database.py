@@ -46,6 +46,7 @@ class DatabaseQueue:
         self.reap_interval = reap_interval
         self._last_reap = float("-inf")
         self._listener: _PgListener | None = None
+        self._local = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         if self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "asyncpg":
@@ -64,7 +65,11 @@ class DatabaseQueue:
             self._listener = None
 
     async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
-        return (await self.leases.enqueue(job_id, priority)).status
+        status = (await self.leases.enqueue(job_id, priority)).status
+        # Workers in this process (``reelscribe serve``) wake at once, without waiting
+        # for a poll (SQLite) or a round trip through NOTIFY (PostgreSQL).
+        self._local.set()
+        return status
 
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
         if time.monotonic() - self._last_reap >= self.reap_interval:
@@ -101,11 +106,18 @@ class DatabaseQueue:
 
     async def wait(self, timeout: float) -> None:
         due = await self.leases.next_due()
-        limit = timeout if due is None else min(timeout, due)
+        limit = max(0.0, timeout if due is None else min(timeout, due))
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._local.wait())]
         if self._listener is None:
-            await asyncio.sleep(max(0.0, min(limit, self.poll_interval)))
+            limit = min(limit, self.poll_interval)
         else:
-            await self._listener.wait(max(0.0, limit))
+            waiters.append(asyncio.ensure_future(self._listener.wait(limit)))
+        try:
+            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._local.clear()
 
 
 class _PgListener:
