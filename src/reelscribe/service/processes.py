@@ -23,16 +23,19 @@ from reelscribe.worker import Worker
 log = logging.getLogger("reelscribe.service")
 
 
+async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> None:
+    from reelscribe.service.webhooks import Dispatcher
+
+    allowed = tuple(runtime.settings.allowed_networks)
+    async with Dispatcher(runtime.engine, runtime.secret, allowed_networks=allowed) as dispatcher:
+        await dispatcher.run(stop)
+
+
 async def _background(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[Any]]:
     """The webhook dispatcher and the retention sweeper: idempotent loops, safe to run
     in every process."""
-    from reelscribe.service.webhooks import Dispatcher
-
-    dispatcher = Dispatcher(
-        runtime.engine, runtime.secret, allowed_networks=tuple(runtime.settings.allowed_networks)
-    )
     return [
-        asyncio.create_task(dispatcher.run(stop)),
+        asyncio.create_task(_dispatch(runtime, stop)),
         asyncio.create_task(retention.run(runtime, stop)),
     ]
 
