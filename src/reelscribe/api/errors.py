@@ -1,0 +1,168 @@
+"""One error shape for every failure, and the only place errors become status codes.
+
+``{"error": {"code": "...", "message": "...", "details": ...}}``. A
+:class:`~reelscribe.errors.ReelscribeError` the caller caused is a 4xx (its ``code``
+picks which; 400 otherwise), never a 500; a transient fault is a 503; anything
+unexpected is a 500 with code ``internal`` and no internals in the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from reelscribe.api.schemas import ErrorBody
+from reelscribe.backends.storage import RangeNotSatisfiableError
+from reelscribe.errors import ReelscribeError
+from reelscribe.service.auth import RateLimitedError
+from reelscribe.service.uploads import UploadOffsetError
+
+log = logging.getLogger("reelscribe.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "link_invalid": 403,
+    "link_expired": 403,
+    "job_not_found": 404,
+    "upload_not_found": 404,
+    "blob_not_found": 404,
+    "key_not_found": 404,
+    "job_state_conflict": 409,
+    "job_not_done": 409,
+    "idempotency_conflict": 409,
+    "upload_offset_mismatch": 409,
+    "upload_complete": 409,
+    "gone": 410,
+    "upload_too_large": 413,
+    "range_not_satisfiable": 416,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
+    "queue_full": 429,
+}
+
+_DESCRIPTIONS = {
+    400: "Bad input (code says what)",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key lacks the scope, or a download link is expired or forged",
+    404: "Not found (or not yours)",
+    409: "Conflict with the resource's state",
+    410: "Gone",
+    413: "Too large",
+    416: "Range not satisfiable",
+    422: "Request validation failed (code validation_error)",
+    429: "Rate limit, quota or queue depth reached; see Retry-After",
+    503: "A dependency is unavailable; try again later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these statuses, all with :class:`ErrorBody`."""
+    entries: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+            }
+        entries[status] = entry
+    return entries
+
+
+def status_for(exc: ReelscribeError) -> int:
+    if exc.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[exc.code]
+    if exc.user_fault:
+        return 400
+    return 503 if exc.retryable else 500
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody.model_validate(
+        {"error": {"code": code, "message": message, "details": details}}
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+async def _reelscribe_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReelscribeError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    details: Any = None
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
+        details = {"retry_after": exc.retry_after}
+    elif isinstance(exc, UploadOffsetError):
+        headers["Upload-Offset"] = str(exc.offset)
+        details = {"offset": exc.offset}
+    elif isinstance(exc, RangeNotSatisfiableError) and exc.size is not None:
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status >= 500:
+        log.error("%s: %s", exc.code, exc.message, exc_info=exc)
+    if exc.retryable:
+        headers.setdefault("Retry-After", "5")
+    return error_response(status, exc.code, exc.message, details, headers)
+
+
+def _clean(errors: Any) -> Any:
+    # ``ctx`` may hold the exception a validator raised: keep its text only.
+    cleaned = []
+    for error in errors:
+        item = {k: v for k, v in error.items() if k not in ("ctx", "url")}
+        if "ctx" in error:
+            item["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+        cleaned.append(item)
+    return jsonable_encoder(cleaned)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
+    return error_response(
+        422, "validation_error", "the request does not match the schema", _clean(errors)
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    headers = dict(exc.headers or {})
+    return error_response(exc.status_code, code, str(exc.detail), None, headers)
+
+
+async def _disconnected(request: Request, exc: Exception) -> JSONResponse:
+    # The client went away mid-body (a broken upload): nobody reads this answer, and
+    # it is not a server fault worth a traceback.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(400, "client_disconnected", "the client disconnected")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ReelscribeError, _reelscribe_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,109 @@
+"""Prometheus metrics, read from the job tables at scrape time.
+
+The table is the one place every process writes to (API, workers on any host), so a
+scrape of any API process sees the whole service. Gauges: queue depth and jobs per
+status. Summaries over :data:`WINDOW` (their quantiles, count and sum cover that
+window, not all time): step durations from ``step_finish`` events, and claim latency,
+the time from when a job became due (``run_after``) to when a worker claimed it
+(``started_at``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, reader
+from reelscribe.service.runtime import Runtime
+
+WINDOW = timedelta(hours=1)
+QUANTILES = (0.5, 0.9, 0.99)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Snapshot(Collector):
+    """Hands out metric families computed beforehand (collect() cannot await)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def summary(name: str, doc: str, groups: dict[tuple[tuple[str, str], ...], list[float]]) -> Metric:
+    metric = Metric(name, doc, "summary")
+    for labels, values in sorted(groups.items()):
+        base = dict(labels)
+        for q in QUANTILES:
+            if values:
+                metric.add_sample(name, base | {"quantile": str(q)}, _quantile(values, q))
+        metric.add_sample(f"{name}_count", base, float(len(values)))
+        metric.add_sample(f"{name}_sum", base, float(sum(values)))
+    return metric
+
+
+async def collect(runtime: Runtime, now: datetime | None = None) -> list[Metric]:
+    since = (now or datetime.now(UTC)) - WINDOW
+    engine = reader(runtime.engine)
+    async with engine.connect() as conn:
+        counts = dict(
+            (await conn.execute(select(JobRow.status, func.count()).group_by(JobRow.status))).all()
+        )
+        steps = (
+            await conn.execute(
+                select(JobEventRow.data).where(
+                    JobEventRow.kind == EventKind.STEP_FINISH, JobEventRow.at >= since
+                )
+            )
+        ).scalars()
+        durations: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        for data in steps:
+            seconds = data.get("duration")
+            if isinstance(seconds, int | float):
+                durations.setdefault((("step", str(data.get("step"))),), []).append(float(seconds))
+        claims = (
+            await conn.execute(
+                select(JobRow.started_at, JobRow.run_after).where(JobRow.started_at >= since)
+            )
+        ).all()
+    latencies = [
+        max(0.0, (started - due).total_seconds()) for started, due in claims if started and due
+    ]
+    depth = GaugeMetricFamily("reelscribe_queue_depth", "Jobs waiting to be claimed.")
+    depth.add_metric([], float(counts.get(JobStatus.QUEUED, 0)))
+    jobs = GaugeMetricFamily("reelscribe_jobs", "Jobs by status.", labels=["status"])
+    for status in JobStatus:
+        jobs.add_metric([status.value], float(counts.get(status, 0)))
+    return [
+        depth,
+        jobs,
+        summary(
+            "reelscribe_step_duration_seconds",
+            "Duration of pipeline steps finished in the last hour.",
+            durations,
+        ),
+        summary(
+            "reelscribe_claim_latency_seconds",
+            "Seconds from a job being due to a worker claiming it, claims of the last hour.",
+            {(): latencies},
+        ),
+    ]
+
+
+def render(families: list[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return generate_latest(registry)

@@ -1,0 +1,272 @@
+"""API keys: who may call the service, what they may do and how much.
+
+A key is shown once, at creation (``rsk_…``); the table keeps only its SHA-256, so a
+leaked database does not leak keys. A key holds scopes::
+
+    read     GET jobs, steps, events, results, uploads
+    submit   create, cancel, retry and delete jobs; upload media
+    admin    everything, every caller's jobs, and managing keys
+
+Limits are per key: requests per minute (a sliding window kept **in this process**,
+so N API processes let a key through N times as often; a shared limiter would need
+Redis) and audio minutes per UTC day (summed from the key's jobs, so every process
+agrees). Keyless access exists only with ``Settings.allow_anonymous``, where every
+caller is an admin (``serve`` on loopback).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Select, and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
+from reelscribe.backends.db.schema import ApiKeyRow
+from reelscribe.backends.db.types import utcnow
+from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError, UserError
+
+Scope = Literal["read", "submit", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+SECRET_PREFIX = "rsk_"  # noqa: S105 (a marker that makes keys recognisable, no secret)
+
+
+class UnauthorizedError(UserError):
+    """No key, or a key that is unknown or revoked (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(UserError):
+    """The key lacks the scope the operation needs (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class KeyNotFoundError(UserError):
+    code = "key_not_found"
+
+
+class RateLimitedError(UserError):
+    """Too many requests, too much audio, or a full queue (HTTP 429 + Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An authenticated caller. ``id`` is None for the anonymous caller."""
+
+    id: str | None
+    name: str
+    scopes: frozenset[str]
+    rate_limit_per_minute: int | None = None
+    quota_audio_minutes_per_day: float | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def allows(self, scope: Scope) -> bool:
+        return self.is_admin or scope in self.scopes
+
+    @classmethod
+    def from_row(cls, row: ApiKeyRow) -> ApiKey:
+        return cls(
+            id=row.id,
+            name=row.name,
+            scopes=frozenset(row.scopes),
+            rate_limit_per_minute=row.rate_limit_per_minute,
+            quota_audio_minutes_per_day=row.quota_audio_minutes_per_day,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+ANONYMOUS = ApiKey(id=None, name="anonymous", scopes=frozenset(SCOPES))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+class SlidingWindow:
+    """At most ``limit`` hits per ``window`` seconds per name, in this process."""
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._hits: dict[str, collections.deque[float]] = {}
+
+    def hit(self, name: str, limit: int) -> float | None:
+        """Counts one hit; returns None when allowed, else seconds until one is."""
+        now = self._clock()
+        hits = self._hits.setdefault(name, collections.deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= limit:
+            return hits[0] + self.window - now
+        hits.append(now)
+        return None
+
+
+def job_audio_seconds(spec: dict[str, Any], result: dict[str, Any] | None) -> float:
+    """Audio a job asks for: its time range when it has an end, else the probed duration
+    the worker recorded (``result.media.duration``) less the start, else 0 (not known
+    until a worker has probed the source)."""
+    start = float(spec.get("start") or 0.0)
+    end = spec.get("end")
+    if end is not None:
+        return max(0.0, float(end) - start)
+    media = (result or {}).get("media")
+    duration = media.get("duration") if isinstance(media, dict) else None
+    if isinstance(duration, int | float):
+        return max(0.0, float(duration) - start)
+    return 0.0
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class KeyService:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine
+        self._reader = reader(engine)
+        self.settings = settings
+        self.limiter = SlidingWindow()
+
+    # --- managing keys -----------------------------------------------------------
+
+    async def create(
+        self,
+        name: str,
+        scopes: Iterable[str],
+        *,
+        rate_limit_per_minute: int | None = None,
+        quota_audio_minutes_per_day: float | None = None,
+        secret: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Stores a new key; returns it with its secret (the only time it is seen)."""
+        wanted = sorted(set(scopes))
+        unknown = [s for s in wanted if s not in SCOPES]
+        if not wanted or unknown:
+            raise InvalidInputError(f"scopes must be some of {', '.join(SCOPES)}")
+        secret = secret or new_secret()
+        key_id = new_job_id()
+        values = {
+            "id": key_id,
+            "name": name,
+            "key_hash": hash_secret(secret),
+            "scopes": wanted,
+            "rate_limit_per_minute": rate_limit_per_minute,
+            "quota_audio_minutes_per_day": quota_audio_minutes_per_day,
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(ApiKeyRow).values(values))
+        return await self.get(key_id), secret
+
+    async def ensure(self, secret: str, *, name: str = "admin") -> ApiKey:
+        """The admin key of ``Settings.admin_api_key``: created once, found afterwards."""
+        found = await self._by_hash(hash_secret(secret))
+        if found is not None:
+            return found
+        key, _ = await self.create(name, ["admin"], secret=secret)
+        return key
+
+    async def get(self, key_id: str) -> ApiKey:
+        rows = await self._rows(select(ApiKeyRow).where(ApiKeyRow.id == key_id))
+        if not rows:
+            raise KeyNotFoundError(f"no API key {key_id}")
+        return rows[0]
+
+    async def list_keys(self) -> Sequence[ApiKey]:
+        return await self._rows(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id))
+
+    async def _rows(self, stmt: Select[Any]) -> list[ApiKey]:
+        async with AsyncSession(bind=self._reader) as session:
+            return [ApiKey.from_row(row) for row in (await session.scalars(stmt)).all()]
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        stmt = (
+            update(ApiKeyRow)
+            .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+        return await self.get(key_id)  # revoking twice is not an error
+
+    # --- checking callers --------------------------------------------------------------
+
+    async def authenticate(self, secret: str | None) -> ApiKey:
+        """The caller behind ``secret``; without one, anonymous if allowed."""
+        if not secret:
+            if self.settings.allow_anonymous:
+                return ANONYMOUS
+            raise UnauthorizedError("an API key is required (Authorization: Bearer <key>)")
+        key = await self._by_hash(hash_secret(secret))
+        if key is None or key.revoked_at is not None:
+            raise UnauthorizedError("unknown or revoked API key")
+        return key
+
+    async def _by_hash(self, key_hash: str) -> ApiKey | None:
+        # Looked up by hash: the index compares digests, never the secret itself.
+        rows = await self._rows(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash))
+        return rows[0] if rows else None
+
+    def check_rate(self, key: ApiKey) -> None:
+        if key.id is None:
+            return  # anonymous use is loopback-only, one user: nothing to share fairly
+        limit = key.rate_limit_per_minute or self.settings.rate_limit_per_minute
+        wait = self.limiter.hit(key.id, limit)
+        if wait is not None:
+            raise RateLimitedError(f"rate limit of {limit} requests/minute", retry_after=wait)
+
+    async def audio_seconds_today(self, key: ApiKey, now: datetime | None = None) -> float:
+        """Audio seconds of the key's jobs created today (UTC), jobs cancelled before a
+        worker took them excepted."""
+        since = _start_of_day(now or datetime.now(UTC))
+        never_ran = and_(JobRow.status == JobStatus.CANCELLED, JobRow.started_at.is_(None))
+        stmt = select(JobRow.spec, JobRow.result).where(
+            JobRow.owner_key_id == key.id,
+            JobRow.created_at >= since,
+            ~never_ran,
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sum(job_audio_seconds(spec, result) for spec, result in rows)
+
+    async def check_quota(self, key: ApiKey, requested_seconds: float) -> None:
+        """Refuses a job that would take the key past its audio minutes for today."""
+        if key.id is None:
+            return
+        minutes = key.quota_audio_minutes_per_day or self.settings.quota_audio_minutes_per_day
+        now = datetime.now(UTC)
+        used = await self.audio_seconds_today(key, now)
+        if used + requested_seconds > minutes * 60.0 or used >= minutes * 60.0:
+            tomorrow = _start_of_day(now) + timedelta(days=1)
+            raise RateLimitedError(
+                f"daily quota of {minutes:g} audio minutes reached ({used / 60:.1f} used)",
+                retry_after=(tomorrow - now).total_seconds(),
+                code="quota_exceeded",
+            )

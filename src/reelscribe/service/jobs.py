@@ -1,0 +1,373 @@
+"""The rules of jobs, for the HTTP API (and any other front end).
+
+Backends only execute: the job store inserts rows, the queue moves states, storage
+keeps blobs. What is allowed, and in which order it is checked, is decided here:
+
+* **create**: a repeated ``Idempotency-Key`` returns the first job (before any limit,
+  so a client retrying after a lost response never gets 429 for a job it has); then
+  the time range, the source (URL through the SSRF guard, or an upload the caller
+  owns and finished), the webhook URL, the caller's audio quota and the queue depth.
+* a caller sees its own jobs; an admin sees every job; anything else is "not found".
+* results are shown as signed links; the JSON transcript is included inline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
+from reelscribe.backends.queue import JobNotFoundError
+from reelscribe.errors import (
+    InvalidInputError,
+    NetworkError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+    UserError,
+)
+from reelscribe.netguard import Allowlist, URLGuard
+from reelscribe.service.auth import ApiKey, KeyService, RateLimitedError, job_audio_seconds
+from reelscribe.service.runtime import Runtime
+from reelscribe.service.spec import JobSpec
+from reelscribe.service.uploads import COMPLETE, UploadService
+
+#: Largest JSON transcript shown inline in a result; bigger ones are only linked.
+INLINE_TRANSCRIPT_BYTES = 32 * 1024 * 1024
+#: Told to a caller refused for a full queue; workers drain it meanwhile.
+QUEUE_FULL_RETRY_AFTER = 30.0
+_HISTORY = 500  # step_finish events the estimates are drawn from
+
+
+class JobStateError(UserError):
+    """The job is not in a state that allows the request (HTTP 409)."""
+
+    code = "job_state_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    name: str
+    #: "running", "done", or "interrupted" (the attempt ended inside the step).
+    status: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    #: The step's median duration over recent jobs, when there is history.
+    estimate_seconds: float | None = None
+    #: For a running step: the estimate less the time spent so far.
+    remaining_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLink:
+    name: str
+    url: str
+    filename: str
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    job: JobRow
+    outputs: list[OutputLink]
+    links_expire_at: datetime
+    transcript: dict[str, Any] | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class JobService:
+    def __init__(self, runtime: Runtime, keys: KeyService, uploads: UploadService) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.keys = keys
+        self.uploads = uploads
+        self.allowlist = Allowlist.parse(runtime.settings.allowed_networks)
+        self._reader = reader(runtime.engine)
+
+    # --- creating ---------------------------------------------------------------------
+
+    async def create(
+        self, spec: JobSpec, *, caller: ApiKey, idempotency_key: str | None = None
+    ) -> tuple[JobRow, bool]:
+        """Accepts a job (True) or returns the caller's earlier one for the same key."""
+        document = spec.model_dump(mode="json")
+        store = self.runtime.jobs
+        existing = await store.find_by_idempotency_key(caller.id, idempotency_key)
+        if existing is not None:
+            return self._same_request(existing, document), False
+        await self._check_limits(spec)
+        await self._check_source(spec, caller)
+        await self.keys.check_quota(caller, job_audio_seconds(document, None))
+        await self._check_queue_depth()
+        row, created = await store.create(
+            document,
+            priority=Priority(spec.priority),
+            owner_key_id=caller.id,
+            idempotency_key=idempotency_key,
+        )
+        if not created:  # a concurrent request with the same key won the insert
+            return self._same_request(row, document), False
+        await self.runtime.queue.enqueue(row.id)
+        return await self._row(row.id), True
+
+    @staticmethod
+    def _same_request(row: JobRow, document: dict[str, Any]) -> JobRow:
+        if row.spec != document:
+            raise UserError(
+                "this Idempotency-Key was used for a different request", code="idempotency_conflict"
+            )
+        return row
+
+    async def _check_limits(self, spec: JobSpec) -> None:
+        span = spec.time_range()
+        limit = self.settings.max_clip_seconds
+        if span is not None and span.duration is not None and span.duration > limit:
+            raise InvalidInputError(
+                f"time range of {span.duration:g} s is longer than the limit of {limit:g} s",
+                code="range_too_long",
+            )
+        if span is not None and span.start >= self.settings.max_duration:
+            raise InvalidInputError(
+                f"start {span.start:g} s is past the longest source accepted",
+                code="range_too_long",
+            )
+
+    async def _check_source(self, spec: JobSpec, caller: ApiKey) -> None:
+        if spec.source.url is not None:
+            await self._check_url(spec.source.url)
+        if spec.source.upload_id is not None:
+            upload = await self.uploads.get(spec.source.upload_id, caller)
+            if upload.state != COMPLETE:
+                raise InvalidInputError(
+                    f"upload {upload.id} is not complete ({upload.received} of "
+                    f"{upload.size} bytes)",
+                    code="upload_incomplete",
+                )
+        if spec.webhook_url is not None:
+            await self._check_url(str(spec.webhook_url))
+
+    async def _check_url(self, url: str) -> None:
+        """Early refusal of URLs the fetcher would refuse. A host that does not resolve
+        here passes: the worker's connect-time guard is the real gate (and may see
+        another DNS), and it fails the job with the precise reason."""
+        guard = URLGuard(self.allowlist)
+        try:
+            await anyio.to_thread.run_sync(guard.check_url, url)
+        except (SourceNotFoundError, NetworkError):
+            return
+        except (UnicodeError, ValueError) as exc:  # a host name IDNA cannot encode
+            raise UnsupportedSourceError(f"invalid host in URL {url!r}") from exc
+
+    async def _check_queue_depth(self) -> None:
+        # A soft limit: two requests may both pass at the edge; it only has to stop
+        # a flood, not count exactly.
+        queued = await self.queued_count()
+        if queued >= self.settings.max_queued_jobs:
+            raise RateLimitedError(
+                f"the queue is full ({queued} jobs waiting)",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+                code="queue_full",
+            )
+
+    async def queued_count(self) -> int:
+        stmt = select(func.count()).select_from(JobRow).where(JobRow.status == JobStatus.QUEUED)
+        async with self._reader.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def get(self, job_id: str, caller: ApiKey) -> JobRow:
+        row = await self.runtime.jobs.get(job_id)
+        if row is None or not (caller.is_admin or row.owner_key_id == caller.id):
+            raise JobNotFoundError(f"no job {job_id}")
+        return row
+
+    async def _row(self, job_id: str) -> JobRow:
+        row = await self.runtime.jobs.get(job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return row
+
+    async def list_jobs(
+        self,
+        caller: ApiKey,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[Sequence[JobRow], str | None]:
+        """Newest first; returns a page and the cursor of the next one. Ids are UUIDv7,
+        so ordering by id is creation order and the cursor is simply the last id seen
+        (any string works: the page starts below it)."""
+        stmt = select(JobRow).order_by(JobRow.id.desc()).limit(limit + 1)
+        if not caller.is_admin:
+            stmt = stmt.where(JobRow.owner_key_id == caller.id)
+        if status is not None:
+            stmt = stmt.where(JobRow.status == status)
+        if cursor is not None:
+            stmt = stmt.where(JobRow.id < cursor)
+        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
+            rows = (await session.scalars(stmt)).all()
+        more = len(rows) > limit
+        page = rows[:limit]
+        return page, page[-1].id if more else None
+
+    async def events_after(self, job_id: str, after_id: int = 0) -> Sequence[JobEventRow]:
+        stmt = (
+            select(JobEventRow)
+            .where(JobEventRow.job_id == job_id, JobEventRow.id > after_id)
+            .order_by(JobEventRow.id)
+        )
+        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
+            return (await session.scalars(stmt)).all()
+
+    # --- changing ------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, caller: ApiKey) -> JobRow:
+        """Cancels a queued job at once, asks a processing one to stop; cancelling a
+        cancelled job again is fine, a finished one is a conflict."""
+        await self.get(job_id, caller)
+        status = await self.runtime.queue.cancel(job_id)
+        if status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED):
+            raise JobStateError(f"job {job_id} has already ended ({status})")
+        return await self._row(job_id)
+
+    async def retry(self, job_id: str, caller: ApiKey) -> JobRow:
+        row = await self.get(job_id, caller)
+        if row.status is not JobStatus.FAILED:
+            raise JobStateError(f"only failed jobs can be retried; job {job_id} is {row.status}")
+        await self._check_queue_depth()
+        await self.runtime.queue.enqueue(job_id)
+        return await self._row(job_id)
+
+    async def delete(self, job_id: str, caller: ApiKey) -> None:
+        """Deletes the job, its history and its stored results. A processing job is
+        asked to stop first and must have stopped before it can be deleted."""
+        row = await self.get(job_id, caller)
+        if row.status in (JobStatus.QUEUED, JobStatus.PROCESSING):
+            status = await self.runtime.queue.cancel(job_id)
+            if status is JobStatus.PROCESSING:
+                raise JobStateError(
+                    f"job {job_id} is running; cancellation was requested, delete it once "
+                    "it has stopped"
+                )
+        # Workers store every output under results/<job id>/ (see reelscribe.worker).
+        await self.runtime.storage.delete_prefix(f"results/{job_id}/")
+        async with self.runtime.engine.begin() as conn:
+            # Explicit, not only ON DELETE CASCADE: SQLite honours that only with
+            # foreign keys switched on for the connection.
+            await conn.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
+            await conn.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    # --- views ------------------------------------------------------------------------------
+
+    async def steps(self, job_id: str, caller: ApiKey) -> tuple[JobRow, list[StepView]]:
+        """The steps of the job's latest attempt, from its step_start/step_finish events."""
+        row = await self.get(job_id, caller)
+        events = [
+            e
+            for e in await self.events_after(job_id)
+            if e.kind in (EventKind.STEP_START, EventKind.STEP_FINISH)
+        ]
+        latest = max((int(e.data.get("attempt", 0)) for e in events), default=0)
+        typical = await self._typical_durations()
+        starts: dict[str, JobEventRow] = {}
+        finishes: dict[str, JobEventRow] = {}
+        for event in events:
+            step = str(event.data.get("step", "?"))
+            if int(event.data.get("attempt", 0)) != latest:
+                continue
+            if event.kind is EventKind.STEP_START:
+                starts[step] = event
+                finishes.pop(step, None)
+            else:
+                finishes[step] = event
+        now = datetime.now(UTC)
+        views = []
+        for step, start in starts.items():
+            end = finishes.get(step)
+            estimate = typical.get(step)
+            if end is not None:
+                seconds = end.data.get("duration")
+                if not isinstance(seconds, int | float):
+                    seconds = (end.at - start.at).total_seconds()
+                views.append(
+                    StepView(step, "done", latest, start.at, end.at, float(seconds), estimate)
+                )
+                continue
+            running = row.status is JobStatus.PROCESSING
+            remaining = None
+            if running and estimate is not None:
+                remaining = max(0.0, estimate - (now - start.at).total_seconds())
+            status = "running" if running else "interrupted"
+            views.append(StepView(step, status, latest, start.at, None, None, estimate, remaining))
+        return row, views
+
+    async def _typical_durations(self) -> dict[str, float]:
+        stmt = (
+            select(JobEventRow.data)
+            .where(JobEventRow.kind == EventKind.STEP_FINISH)
+            .order_by(JobEventRow.id.desc())
+            .limit(_HISTORY)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).scalars().all()
+        seen: dict[str, list[float]] = {}
+        for data in rows:
+            seconds = data.get("duration")
+            if isinstance(seconds, int | float):
+                seen.setdefault(str(data.get("step")), []).append(float(seconds))
+        return {step: round(statistics.median(values), 3) for step, values in seen.items()}
+
+    async def result(self, job_id: str, caller: ApiKey) -> ResultView:
+        row = await self.get(job_id, caller)
+        if row.status is JobStatus.EXPIRED:
+            raise JobStateError(f"job {job_id} has expired; its results are gone", code="gone")
+        if row.status is not JobStatus.DONE:
+            raise JobStateError(f"job {job_id} is {row.status}, not done", code="job_not_done")
+        result = row.result or {}
+        ttl = self.settings.link_ttl_seconds
+        links_expire_at = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + ttl, UTC)
+        outputs: list[OutputLink] = []
+        transcript = None
+        for name, out in (result.get("outputs") or {}).items():
+            key, filename = out["key"], out.get("filename") or out["key"].rsplit("/", 1)[-1]
+            url = await self.runtime.storage.signed_url(key, ttl, filename=filename)
+            outputs.append(
+                OutputLink(
+                    name,
+                    url,
+                    filename,
+                    out.get("size"),
+                    out.get("sha256"),
+                    out.get("content_type"),
+                )
+            )
+            if name == "json" and "json" in row.spec.get("outputs", []):
+                transcript = await self._inline_json(key, out.get("size"))
+        summary = {k: v for k, v in result.items() if k != "outputs"}
+        return ResultView(row, outputs, links_expire_at, transcript, summary)
+
+    async def _inline_json(self, key: str, size: object) -> dict[str, Any] | None:
+        if isinstance(size, int) and size > INLINE_TRANSCRIPT_BYTES:
+            return None
+        data = bytearray()
+        async with contextlib.aclosing(self.runtime.storage.get_stream(key)) as chunks:
+            async for chunk in chunks:
+                data += chunk
+                if len(data) > INLINE_TRANSCRIPT_BYTES:
+                    return None
+        document = json.loads(bytes(data))
+        return document if isinstance(document, dict) else None

@@ -1,0 +1,292 @@
+"""Uploads: media sent to the service instead of a URL.
+
+Two ways in:
+
+* **Streamed** (one request): the request body goes straight into
+  ``BlobStore.put_stream``, written once, hashed on the way; the size limit is
+  enforced while reading, so an oversized body is cut off and nothing is stored.
+* **Resumable** (tus-like): create with the total size, then send chunks at offsets
+  (``Upload-Offset``). A chunk at the wrong offset is refused with the current one, so
+  a client whose connection broke asks (HEAD) and carries on. Resumable uploads are
+  staged once: chunks land in a staging file on this host's disk (a later chunk may
+  arrive on another connection, and object stores cannot append), and the last byte
+  moves the whole file into storage under its content address (``sha256/…``).
+
+Whatever arrived before a connection broke is kept: the offset only ever counts
+bytes that were written and synced, so a resumed upload never has a hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import anyio
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelscribe.backends.db import new_job_id, reader
+from reelscribe.backends.db.schema import UploadRow
+from reelscribe.backends.db.types import utcnow
+from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
+from reelscribe.backends.storage.base import clean_filename, validate_content_type
+from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError, UserError
+from reelscribe.service.auth import ApiKey
+from reelscribe.service.runtime import Runtime
+
+OPEN = "open"
+COMPLETE = "complete"
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+class UploadNotFoundError(UserError):
+    code = "upload_not_found"
+
+
+class UploadTooLargeError(UserError):
+    code = "upload_too_large"
+
+
+class UploadStateError(UserError):
+    """The upload is complete and takes no more chunks (HTTP 409)."""
+
+    code = "upload_complete"
+
+
+class UploadOffsetError(UserError):
+    """A chunk sent at an offset other than the bytes received so far (HTTP 409)."""
+
+    code = "upload_offset_mismatch"
+
+    def __init__(self, message: str, *, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def staging_dir(settings: Settings) -> Path:
+    """Where partial resumable uploads wait: beside the local blobs or the SQLite file,
+    else in the user's data folder."""
+    for url in (settings.storage_url, settings.database_url):
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            return Path(unquote(parts.path)) / "staging"
+        if parts.scheme.startswith("sqlite") and parts.path.startswith("/"):
+            return Path(unquote(parts.path[1:])).parent / "upload-staging"
+    from reelscribe.config import _default_data_root  # the one place the default is known
+
+    return _default_data_root() / "upload-staging"
+
+
+def _filename(raw: str | None) -> str:
+    try:
+        return clean_filename(unquote(raw or "")) if raw else "upload"
+    except InvalidInputError:
+        return "upload"
+
+
+def _suffix(filename: str) -> str:
+    suffix = Path(filename).suffix
+    return suffix.lower() if _SUFFIX.fullmatch(suffix) else ""
+
+
+async def _limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    """Passes chunks on until more than ``limit`` bytes came; then stops reading."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise UploadTooLargeError(f"upload larger than the limit of {limit} bytes")
+        if chunk:
+            yield chunk
+
+
+class UploadService:
+    def __init__(self, runtime: Runtime, *, staging: Path | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.staging = staging or staging_dir(runtime.settings)
+        self._reader = reader(runtime.engine)
+        # One appender per upload in this process; across processes the conditional
+        # UPDATE of ``received`` keeps the row right (the staging file is per host).
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # --- streamed -----------------------------------------------------------------
+
+    async def receive(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        caller: ApiKey,
+        filename: str | None = None,
+        content_type: str | None = None,
+        length: int | None = None,
+    ) -> UploadRow:
+        """Stores one request body; ``length`` (Content-Length) refuses early."""
+        limit = self.settings.max_upload_bytes
+        if length is not None and length > limit:
+            raise UploadTooLargeError(f"upload of {length} bytes over the limit of {limit}")
+        name = _filename(filename)
+        media_type = validate_content_type(content_type or DEFAULT_CONTENT_TYPE)
+        upload_id = new_job_id()
+        key = f"uploads/{upload_id}/source{_suffix(name)}"
+        stored = await self.runtime.storage.put_stream(key, _limited(chunks, limit), media_type)
+        values = {
+            "id": upload_id,
+            "owner_key_id": caller.id,
+            "filename": name,
+            "content_type": media_type,
+            "state": COMPLETE,
+            "size": stored.size,
+            "received": stored.size,
+            "sha256": stored.sha256,
+            "storage_key": key,
+        }
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(insert(UploadRow).values(values))
+        return await self._get(upload_id)
+
+    # --- resumable ------------------------------------------------------------------
+
+    async def create_resumable(
+        self, *, caller: ApiKey, size: int, filename: str, content_type: str | None = None
+    ) -> UploadRow:
+        limit = self.settings.max_upload_bytes
+        if size > limit:
+            raise UploadTooLargeError(f"upload of {size} bytes over the limit of {limit}")
+        if size < 1:
+            raise InvalidInputError("an upload needs at least one byte")
+        media_type = validate_content_type(content_type or DEFAULT_CONTENT_TYPE)
+        upload_id = new_job_id()
+        values = {
+            "id": upload_id,
+            "owner_key_id": caller.id,
+            "filename": _filename(filename),
+            "content_type": media_type,
+            "state": OPEN,
+            "size": size,
+            "received": 0,
+        }
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(insert(UploadRow).values(values))
+        return await self._get(upload_id)
+
+    async def append(
+        self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], *, caller: ApiKey
+    ) -> UploadRow:
+        """Writes a chunk at ``offset``; the last byte finalizes the upload."""
+        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        async with lock:
+            row = await self.get(upload_id, caller)
+            if row.state != OPEN:
+                raise UploadStateError(f"upload {upload_id} is already complete")
+            if offset != row.received:
+                raise UploadOffsetError(
+                    f"offset {offset} does not match the {row.received} bytes received",
+                    offset=row.received,
+                )
+            assert row.size is not None  # resumable uploads declare their size
+            written = await self._write(upload_id, offset, chunks, row.size - offset)
+            if offset + written == row.size:
+                await self._finalize(row)
+            return await self._get(upload_id)
+
+    async def _write(
+        self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], room: int
+    ) -> int:
+        path = self.staging / upload_id
+        await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
+        staged = await anyio.Path(path).stat() if await anyio.Path(path).exists() else None
+        if offset > (staged.st_size if staged else 0):
+            # The staging file lost bytes the row counts (a cleaned folder, another
+            # host): rewind to what is really there and let the client resume from it.
+            have = staged.st_size if staged else 0
+            await self._rewind(upload_id, offset, have)
+            raise UploadOffsetError(f"only {have} bytes are staged", offset=have)
+        written = 0
+        async with await anyio.open_file(path, "ab") as out:
+            # Bytes past ``received`` were written by an attempt that never recorded
+            # them (a crash between write and update): they are not trusted.
+            await out.truncate(offset)
+            await out.seek(offset)
+            try:
+                async for chunk in _limited(chunks, room):
+                    await out.write(chunk)
+                    written += len(chunk)
+            finally:
+                # Runs on a broken connection too: what arrived is synced and counted,
+                # so the client resumes right after it.
+                await out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+                await self._advance(upload_id, offset, offset + written)
+        return written
+
+    async def _advance(self, upload_id: str, old: int, new: int) -> None:
+        if new == old:
+            return
+        if not await self._rewind(upload_id, old, new):  # another process appended meanwhile
+            current = await self._get(upload_id)
+            raise UploadOffsetError("upload moved on concurrently", offset=current.received)
+
+    async def _rewind(self, upload_id: str, old: int, new: int) -> bool:
+        """Sets ``received`` from ``old`` to ``new``; False if it was not ``old``."""
+        stmt = (
+            update(UploadRow)
+            .where(UploadRow.id == upload_id, UploadRow.received == old)
+            .values(received=new, updated_at=utcnow())
+        )
+        async with self.runtime.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def _finalize(self, row: UploadRow) -> None:
+        path = self.staging / row.id
+        sha256 = await anyio.to_thread.run_sync(_sha256, path)
+        key = content_key(sha256, _suffix(row.filename))
+        storage = self.runtime.storage
+        if not await storage.exists(key):  # the same bytes uploaded before: keep one copy
+            await storage.put_file(key, path, row.content_type or DEFAULT_CONTENT_TYPE)
+        stmt = (
+            update(UploadRow)
+            .where(UploadRow.id == row.id)
+            .values(state=COMPLETE, sha256=sha256, storage_key=key, updated_at=utcnow())
+        )
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(stmt)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def get(self, upload_id: str, caller: ApiKey) -> UploadRow:
+        """The upload, if the caller may see it (its owner, or an admin)."""
+        row = await self._find(upload_id)
+        if row is None or not (caller.is_admin or row.owner_key_id == caller.id):
+            raise UploadNotFoundError(f"no upload {upload_id}")
+        return row
+
+    async def _get(self, upload_id: str) -> UploadRow:
+        row = await self._find(upload_id)
+        if row is None:
+            raise UploadNotFoundError(f"no upload {upload_id}")
+        return row
+
+    async def _find(self, upload_id: str) -> UploadRow | None:
+        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
+            return (
+                await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
+            ).one_or_none()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
