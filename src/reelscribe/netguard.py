@@ -203,6 +203,8 @@ class URLGuard:
         literal = _parse_ip(name)
         try:
             infos = self._resolver(name, port, 0, socket.SOCK_STREAM)
+        except UnicodeError as exc:  # a name IDNA cannot encode (too long, bad labels)
+            raise UnsupportedSourceError(f"cannot fetch {target}: invalid host name") from exc
         except socket.gaierror as exc:
             if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
                 raise SourceNotFoundError(f"cannot fetch {target}: host {name} not found") from exc

@@ -175,3 +175,11 @@ def test_ytdlp_allowlisted_request_goes_through(tmp_path: Path) -> None:
         ):
             assert response.read() == b"hello"
         assert server.count("/ok.txt") == 1
+
+
+def test_unencodable_host_name_is_a_clear_error() -> None:
+    from reelscribe.errors import UnsupportedSourceError
+    from reelscribe.netguard import URLGuard
+
+    with pytest.raises(UnsupportedSourceError, match="invalid host name"):
+        URLGuard().check_url("http://" + "a" * 70 + ".example.com/x.mp4")

@@ -123,7 +123,9 @@ class Runtime:
 
             from reelscribe.backends.queue import RedisStreamQueue
 
-            return RedisStreamQueue(self.engine, Redis.from_url(url))
+            client = Redis.from_url(url)
+            self._stack.push_async_callback(client.aclose)  # the queue does not own it
+            return RedisStreamQueue(self.engine, client)
         raise InvalidInputError(f"unsupported REELSCRIBE_QUEUE_URL {url!r}: use 'db' or redis://")
 
     async def __aexit__(
