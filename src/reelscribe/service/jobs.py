@@ -119,8 +119,8 @@ class JobService:
         )
         if not created:  # a concurrent request with the same key won the insert
             return self._same_request(row, document), False
-        await self.runtime.queue.enqueue(row.id)
-        return await self._row(row.id), True
+        await self.runtime.queue.submitted(row.id, row.priority)
+        return row, True
 
     @staticmethod
     def _same_request(row: JobRow, document: dict[str, Any]) -> JobRow:

@@ -77,7 +77,10 @@ class JobStore:
         }
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(insert(JobRow).values(row))
+                inserted = await conn.execute(
+                    insert(JobRow).values(row).returning(*JobRow.__table__.columns)
+                )
+                created = JobRow(**inserted.mappings().one())
                 await conn.execute(
                     insert(JobEventRow).values(
                         job_id=job_id,
@@ -92,8 +95,7 @@ class JobStore:
             if existing is None:
                 raise
             return existing, False
-        created = await self.get(job_id)
-        assert created is not None
+        # Built from RETURNING: a second read of the row would cost a round trip.
         return created, True
 
     async def get(self, job_id: str) -> JobRow | None:

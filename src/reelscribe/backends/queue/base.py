@@ -120,6 +120,11 @@ class Queue(Protocol):
         :class:`JobNotFoundError`."""
         ...
 
+    async def submitted(self, job_id: str, priority: Priority) -> None:
+        """Delivers a job that :meth:`JobStore.create` has just inserted as ``queued``:
+        the cheap path of :meth:`enqueue` for new jobs (no row lock, no re-read)."""
+        ...
+
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
         """Leases the next job for ``lease_seconds``, or returns None when none is due."""
         ...

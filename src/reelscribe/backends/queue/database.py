@@ -71,6 +71,11 @@ class DatabaseQueue:
         self._local.set()
         return status
 
+    async def submitted(self, job_id: str, priority: Priority) -> None:
+        # A new row is claimable as it is; only the sleeping workers need telling.
+        self._local.set()
+        await self.leases.notify(priority)
+
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
         if time.monotonic() - self._last_reap >= self.reap_interval:
             await self.reap()

@@ -484,6 +484,12 @@ class LeaseTable:
             raise JobNotFoundError(f"no job {job_id}")
         return JobState(row.status, row.priority, max(0.0, -row.since), bool(row.leased))
 
+    async def notify(self, priority: Priority) -> None:
+        """Wakes listening workers (PostgreSQL NOTIFY; nothing to do on SQLite)."""
+        if self.notify_channel is not None:
+            async with self.engine.begin() as conn:
+                await self._notify(conn, priority)
+
     async def _notify(self, conn: AsyncConnection, priority: Priority) -> None:
         if self.notify_channel is not None:
             await conn.execute(select(func.pg_notify(self.notify_channel, priority.value)))

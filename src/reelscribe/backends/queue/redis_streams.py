@@ -118,6 +118,9 @@ class RedisStreamQueue:
             await self._deliver(job_id, state.priority, state.due_in)
         return state.status
 
+    async def submitted(self, job_id: str, priority: Priority) -> None:
+        await self._deliver(job_id, priority, 0.0)
+
     async def resync(self) -> int:
         """Re-delivers every queued or processing job of the table (after Redis lost its
         data, or to repair a delivery lost between a commit and its XADD)."""
