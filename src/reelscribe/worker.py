@@ -271,6 +271,12 @@ class Worker:
         name = Path(upload.filename).name.lstrip(".") or "upload"
         path = tmp / "source" / name
         path.parent.mkdir(parents=True)
+        local = self.runtime.storage.local_path(upload.storage_key)
+        if local is not None:
+            # Same machine: a link (under the user's file name, which names the outputs)
+            # instead of a copy of what may be gigabytes.
+            path.symlink_to(local)
+            return str(path)
         with path.open("wb") as fh:
             async for chunk in self.runtime.storage.get_stream(upload.storage_key):
                 fh.write(chunk)

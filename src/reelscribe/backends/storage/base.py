@@ -162,6 +162,11 @@ class BlobStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The blob's file when the store is a local directory (read it, never write
+        it), so a worker on the same machine can skip a copy; None elsewhere."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Removes one blob; a missing blob is not an error (S3 behaves so)."""
 

@@ -184,6 +184,10 @@ class LocalStorage:
             return False
         return True
 
+    def local_path(self, key: str) -> Path | None:
+        path = self._data_path(key)
+        return path if path.is_file() else None
+
     # --- deleting ---------------------------------------------------------------------
 
     async def delete(self, key: str) -> None:

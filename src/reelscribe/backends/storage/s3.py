@@ -312,6 +312,9 @@ class S3Storage:
             return False
         return True
 
+    def local_path(self, key: str) -> Path | None:
+        return None  # objects live on the server
+
     # --- deleting ---------------------------------------------------------------------
 
     async def delete(self, key: str) -> None:
