@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import logging
 
 import httpx
@@ -121,8 +122,15 @@ def test_access_log_is_json_without_secrets(
 ) -> None:
     caplog.set_level(logging.INFO, logger="reelscribe.api.access")
     admin.get("/api/jobs", params={"limit": 5, "sig": "s3cr3t-sig", "token": "t0k"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
-    entry = next(line for line in lines if line["path"] == "/api/jobs")
+    # The server thread logs after the response has gone out: wait for the line.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+        entry = next((line for line in lines if line["path"] == "/api/jobs"), None)
+        if entry is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert entry is not None, "no access log line for /api/jobs"
     assert entry["status"] == 200
     assert entry["query"] == "limit=5&sig=REDACTED&token=REDACTED"
     assert entry["key_id"]
