@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import logging
+import time
 
 import httpx
 import pytest
