@@ -289,9 +289,11 @@ class Worker:
             digest = await asyncio.to_thread(_sha256, path)
             key = f"results/{claim.job_id}/{digest[:16]}/{path.name}"
             content_type = _content_type(name, path)
+            size = path.stat().st_size
             if not await storage.exists(key):  # a repeated step reuses what is stored
-                await storage.put_file(key, path, content_type)
-            outputs[name] = {"key": key, "filename": path.name, "size": path.stat().st_size,
+                # The job's temporary copy is not needed after this: move, don't copy.
+                await storage.put_file(key, path, content_type, move=True)
+            outputs[name] = {"key": key, "filename": path.name, "size": size,
                              "sha256": digest, "content_type": content_type}  # fmt: skip
         summary = result.summary()
         summary["outputs"] = outputs

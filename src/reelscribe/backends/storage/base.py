@@ -147,8 +147,11 @@ class BlobStore(Protocol):
     ) -> None: ...
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> PutResult: ...
+        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
+    ) -> PutResult:
+        """Stores a file. ``move=True``: the caller gives the file up, so a local store
+        may rename it into place instead of copying it (the file is gone afterwards)."""
+        ...
 
     async def put_stream(
         self, key: str, chunks: AsyncIterable[bytes], content_type: str = DEFAULT_CONTENT_TYPE

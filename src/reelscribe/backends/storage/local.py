@@ -108,13 +108,14 @@ class LocalStorage:
     # --- writing ----------------------------------------------------------------------
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE
+        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
     ) -> PutResult:
         validate_key(key)
         validate_content_type(content_type)
         tmp = self._tmp_path(".part")
         try:
-            result = await anyio.to_thread.run_sync(self._copy_hashed, path, tmp)
+            copy = self._move_hashed if move else self._copy_hashed
+            result = await anyio.to_thread.run_sync(copy, path, tmp)
             await anyio.to_thread.run_sync(self._commit, key, tmp, content_type, result)
         finally:
             tmp.unlink(missing_ok=True)
@@ -230,6 +231,20 @@ class LocalStorage:
                         shutil.rmtree(entry)
                     else:
                         entry.unlink()
+
+    def _move_hashed(self, source: Path, tmp: Path) -> PutResult:
+        """Renames ``source`` into the store when both are on one file system (no copy
+        of a large clip); copies otherwise."""
+        try:
+            source.rename(tmp)
+        except OSError:  # another file system (EXDEV) or a read-only source
+            return self._copy_hashed(source, tmp)
+        digest = hashlib.sha256()
+        with tmp.open("rb") as fh:
+            while chunk := fh.read(self._chunk_size):
+                digest.update(chunk)
+            os.fsync(fh.fileno())
+        return PutResult(tmp.stat().st_size, digest.hexdigest())
 
     def _copy_hashed(self, source: Path, tmp: Path) -> PutResult:
         digest = hashlib.sha256()

@@ -213,7 +213,7 @@ class S3Storage:
     # --- writing ----------------------------------------------------------------------
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE
+        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
     ) -> PutResult:
         full_key = self._key(key)
         validate_content_type(content_type)
