@@ -368,12 +368,11 @@ def _run_service(
     settings: Settings, *, role: str, api: bool, workers: int, burst: bool = False
 ) -> None:
     import asyncio
-    import logging
 
+    from reelscribe.logs import configure
     from reelscribe.service.processes import run_service
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
+    configure()
 
     def ready(url: str) -> None:
         if api:
