@@ -110,28 +110,9 @@ def engine_options(models_dir: Path):  # type: ignore[no-untyped-def]
 
 def decode_channel(path: Path, channel: int | None = None) -> np.ndarray:
     """16 kHz mono float32 samples of a file (one channel of it when asked)."""
-    pan = [] if channel is None else ["-af", f"pan=mono|c0=c{channel}"]
-    out = subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            str(path),
-            *pan,
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-f",
-            "f32le",
-            "pipe:1",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(out, np.float32)
+    from reelscribe.pipeline.audio import load_audio
+
+    return load_audio(path, channel=channel)
 
 
 def normalise_words(text: str) -> list[str]:

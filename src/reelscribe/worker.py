@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
+from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
 from reelscribe.progress import Progress
@@ -286,7 +286,7 @@ class Worker:
         storage = self.runtime.storage
         outputs: dict[str, Any] = {}
         for name, path in result.outputs.items():
-            digest = await asyncio.to_thread(_sha256, path)
+            digest = await asyncio.to_thread(sha256_file, path)
             key = f"results/{claim.job_id}/{digest[:16]}/{path.name}"
             content_type = _content_type(name, path)
             size = path.stat().st_size
@@ -298,14 +298,6 @@ class Worker:
         summary = result.summary()
         summary["outputs"] = outputs
         return summary
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _content_type(name: str, path: Path) -> str:

@@ -12,7 +12,6 @@ Names resolve in this order:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelscribe.errors import ModelUnavailableError
+from reelscribe.files import sha256_file
 
 OFFLINE_EXTRA_HINT = "pip install 'reelscribe[offline-models]'"
 
@@ -91,14 +91,6 @@ def _file_of(part: FilePart) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / part.relpath
 
 
-def sha256_of(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _verified: set[Path] = set()
 _assemble_lock = threading.Lock()
 
@@ -144,7 +136,7 @@ def check_packaged(model: PackagedModel, directory: Path) -> None:
     """Raises ModelUnavailableError unless ``directory/model.bin`` has the expected hash."""
     bin_path = directory / "model.bin"
     size = bin_path.stat().st_size
-    digest = sha256_of(bin_path) if size == model.size else "(size mismatch)"
+    digest = sha256_file(bin_path) if size == model.size else "(size mismatch)"
     if digest != model.sha256:
         raise ModelUnavailableError(
             f"checksum mismatch for packaged model {model.name!r} at {directory}: "

@@ -28,13 +28,15 @@ def load_audio(
     *,
     sample_rate: int = SAMPLE_RATE,
     info: MediaInfo | None = None,
+    channel: int | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Mono float32 samples in [-1, 1] of ``time_range`` (default: all) of ``src``.
+    """Mono float32 samples in [-1, 1] of ``time_range`` (default: all) of ``src``;
+    one ``channel`` of it when given (e.g. one speaker per channel), else a downmix.
 
     Sample 0 is the range's start on the source timeline, even when the audio track
     starts later than the video (the gap is silence), so ASR times line up with it.
     """
-    args = _decode_args(Path(src), time_range, info, sample_rate)
+    args = _decode_args(Path(src), time_range, info, sample_rate, channel)
     raw = ffmpeg_output([*args, "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"],
                         what="audio decode")  # fmt: skip
     # A bytearray is writable, so this view is an ordinary array with no second copy
@@ -60,7 +62,11 @@ def extract_audio(
 
 
 def _decode_args(
-    src: Path, time_range: TimeRange | None, info: MediaInfo | None, sample_rate: int
+    src: Path,
+    time_range: TimeRange | None,
+    info: MediaInfo | None,
+    sample_rate: int,
+    channel: int | None = None,
 ) -> list[str]:
     info = info or probe(src)
     if not info.has_audio:
@@ -80,7 +86,8 @@ def _decode_args(
         args += ["-ss", seconds_arg(time_range.start)]  # seek: decode only the range
     if end < info.duration:
         args += ["-t", seconds_arg(end - time_range.start + _DECODE_SLACK)]
-    chain = [
+    chain = [] if channel is None else [f"pan=mono|c0=c{int(channel)}"]
+    chain += [
         f"atrim=start={t0:.6f}:end={t1:.6f}",
         f"asetpts=PTS-{t0:.6f}/TB",
         "aresample=first_pts=0",  # pads with silence when the audio starts late

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
 import weakref
@@ -39,6 +38,7 @@ from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, UserError
+from reelscribe.files import sha256_file
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.runtime import Runtime
 
@@ -247,7 +247,7 @@ class UploadService:
 
     async def _finalize(self, row: UploadRow) -> None:
         path = self.staging / row.id
-        sha256 = await anyio.to_thread.run_sync(_sha256, path)
+        sha256 = await anyio.to_thread.run_sync(sha256_file, path)
         key = content_key(sha256, _suffix(row.filename))
         storage = self.runtime.storage
         if not await storage.exists(key):  # the same bytes uploaded before: keep one copy
@@ -282,11 +282,3 @@ class UploadService:
             return (
                 await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
             ).one_or_none()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

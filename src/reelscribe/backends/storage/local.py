@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from reelscribe.errors import InvalidInputError
+from reelscribe.files import sha256_file
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
@@ -239,12 +240,9 @@ class LocalStorage:
             source.rename(tmp)
         except OSError:  # another file system (EXDEV) or a read-only source
             return self._copy_hashed(source, tmp)
-        digest = hashlib.sha256()
         with tmp.open("rb") as fh:
-            while chunk := fh.read(self._chunk_size):
-                digest.update(chunk)
             os.fsync(fh.fileno())
-        return PutResult(tmp.stat().st_size, digest.hexdigest())
+        return PutResult(tmp.stat().st_size, sha256_file(tmp))
 
     def _copy_hashed(self, source: Path, tmp: Path) -> PutResult:
         digest = hashlib.sha256()
