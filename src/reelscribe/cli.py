@@ -382,8 +382,14 @@ def _run_service(
                 f"reelscribe worker started ({workers} x {settings.worker_concurrency} slots)"
             )
 
-    asyncio.run(run_service(settings, role=role, api=api, workers=workers, burst=burst,
-                            on_ready=ready))  # fmt: skip
+    try:
+        import uvloop  # a faster event loop (uvicorn[standard]); asyncio's own otherwise
+    except ImportError:
+        run = asyncio.run
+    else:
+        run = uvloop.run
+    run(run_service(settings, role=role, api=api, workers=workers, burst=burst,
+                    on_ready=ready))  # fmt: skip
 
 
 @app.command()

@@ -13,10 +13,12 @@ keeps blobs. What is allowed, and in which order it is checked, is decided here:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +89,40 @@ class ResultView:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+class QueueDepth:
+    """The number of queued jobs for the queue-full check.
+
+    A COUNT per submission would cost more than the insert, so far from the limit the
+    count is reused for ``max_age`` seconds, moved on by this process's own
+    submissions. Within ``margin`` of the limit every check counts afresh: a refusal
+    always rests on an exact count, and room made by a worker is seen at once."""
+
+    def __init__(
+        self, count: Callable[[], Awaitable[int]], *, max_age: float = 1.0, margin: float = 0.1
+    ) -> None:
+        self._count = count
+        self._max_age = max_age
+        self._margin = margin
+        self._value = 0
+        self._counted_at = float("-inf")
+        self._refresh: asyncio.Future[None] | None = None
+
+    async def read(self, limit: int) -> int:
+        stale = time.monotonic() - self._counted_at >= self._max_age
+        if stale or self._value >= limit * (1.0 - self._margin):
+            if self._refresh is None or self._refresh.done():  # one COUNT for everyone
+                self._refresh = asyncio.ensure_future(self._recount())
+            await asyncio.shield(self._refresh)
+        return self._value
+
+    async def _recount(self) -> None:
+        self._value = await self._count()
+        self._counted_at = time.monotonic()
+
+    def added(self, count: int = 1) -> None:
+        self._value += count
+
+
 class JobService:
     def __init__(self, runtime: Runtime, keys: KeyService, uploads: UploadService) -> None:
         self.runtime = runtime
@@ -95,6 +131,7 @@ class JobService:
         self.uploads = uploads
         self.allowlist = Allowlist.parse(runtime.settings.allowed_networks)
         self._reader = reader(runtime.engine)
+        self._depth = QueueDepth(self.queued_count)
 
     # --- creating ---------------------------------------------------------------------
 
@@ -119,6 +156,7 @@ class JobService:
         )
         if not created:  # a concurrent request with the same key won the insert
             return self._same_request(row, document), False
+        self._depth.added()
         await self.runtime.queue.submitted(row.id, row.priority)
         return row, True
 
@@ -173,7 +211,7 @@ class JobService:
     async def _check_queue_depth(self) -> None:
         # A soft limit: two requests may both pass at the edge; it only has to stop
         # a flood, not count exactly.
-        queued = await self.queued_count()
+        queued = await self._depth.read(self.settings.max_queued_jobs)
         if queued >= self.settings.max_queued_jobs:
             raise RateLimitedError(
                 f"the queue is full ({queued} jobs waiting)",

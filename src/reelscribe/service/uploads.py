@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -44,6 +45,7 @@ from reelscribe.service.runtime import Runtime
 
 OPEN = "open"
 COMPLETE = "complete"
+_COMPLETE_CACHE = 4096  # complete uploads remembered per process
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
@@ -117,6 +119,9 @@ class UploadService:
         # One appender per upload in this process; across processes the conditional
         # UPDATE of ``received`` keeps the row right (the staging file is per host).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Complete uploads never change (nothing deletes or rewrites them), so each
+        # submission that names one need not read it again. Bounded, oldest out first.
+        self._complete: OrderedDict[str, UploadRow] = OrderedDict()
 
     # --- streamed -----------------------------------------------------------------
 
@@ -278,7 +283,16 @@ class UploadService:
         return row
 
     async def _find(self, upload_id: str) -> UploadRow | None:
+        row = self._complete.get(upload_id)
+        if row is not None:
+            self._complete.move_to_end(upload_id)
+            return row
         async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            return (
+            row = (
                 await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
             ).one_or_none()
+        if row is not None and row.state == COMPLETE:
+            self._complete[upload_id] = row
+            if len(self._complete) > _COMPLETE_CACHE:
+                self._complete.popitem(last=False)
+        return row

@@ -247,6 +247,42 @@ async def test_idempotency_key_returns_the_existing_job(env: Env) -> None:
     assert unkeyed[0] != unkeyed[1]
 
 
+async def test_concurrent_creates_share_a_transaction_and_keep_their_own_outcome(
+    env: Env,
+) -> None:
+    """Submissions arriving together are written as one batch (a group commit); a
+    repeated idempotency key inside the batch still yields one job, and every caller
+    gets its own row back with its own first event."""
+    plain = await asyncio.gather(*[env.store.create({"n": n}, owner_key_id="k1")
+                                   for n in range(40)])  # fmt: skip
+    # A conflict inside a batch: the batch falls back to one insert per job.
+    dups = await asyncio.gather(
+        env.store.create({"n": 40}, owner_key_id="k1"),
+        *[env.store.create({"dup": True}, owner_key_id="k1", idempotency_key="same")
+          for _ in range(5)],
+    )  # fmt: skip
+    assert dups[0][1]
+    assert dups[0][0].spec == {"n": 40}
+    plain, dups, results = [*plain, dups[0]], dups[1:], [*plain, *dups]
+    assert [row.spec for row, _ in plain] == [{"n": n} for n in range(41)]
+    assert all(created for _, created in plain)
+    assert len({row.id for row, _ in plain}) == 41
+    assert sorted(created for _, created in dups) == [False] * 4 + [True]
+    assert len({row.id for row, _ in dups}) == 1
+    for row, _ in results:
+        stored = await env.store.get(row.id)
+        assert stored is not None
+        assert stored.spec == row.spec
+        assert [e.data for e in await env.store.events(row.id)] == [{"from": None, "to": "queued"}]
+    # All 42 are claimable once delivered, oldest first.
+    for row, created in results:
+        if created:
+            await env.queue.submitted(row.id, row.priority)
+    claimed = [await env.queue.claim("w", LEASE) for _ in range(42)]
+    assert [c.job_id for c in claimed if c is not None][:41] == [row.id for row, _ in plain]
+    assert await env.queue.claim("w", LEASE) is None
+
+
 async def test_wait_returns_when_work_arrives(env: Env) -> None:
     async def submit_soon() -> str:
         await asyncio.sleep(0.1)

@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from reelscribe.backends.db.batching import GroupCommit
 from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
 from reelscribe.backends.db.schema import JobEventRow, JobRow
@@ -51,6 +52,10 @@ class JobStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._reader = reader(engine)
+        # Concurrent creates share a transaction (see GroupCommit).
+        self._inserts: GroupCommit[dict[str, Any], tuple[JobRow, bool]] = GroupCommit(
+            self._insert_batch
+        )
 
     async def create(
         self,
@@ -64,10 +69,11 @@ class JobStore:
     ) -> tuple[JobRow, bool]:
         """Inserts a ``queued`` job (and its first event) and returns it with True; or,
         when the owner already has a job under ``idempotency_key``, returns that job
-        with False. Hand the id to ``Queue.enqueue`` afterwards to wake a worker."""
-        job_id = job_id or new_job_id()
+        with False. Hand the id to ``Queue.submitted`` afterwards to wake a worker.
+
+        Concurrent calls are written in one transaction (a group commit)."""
         row = {
-            "id": job_id,
+            "id": job_id or new_job_id(),
             "spec": spec,
             "status": JobStatus.QUEUED,
             "priority": priority,
@@ -75,28 +81,51 @@ class JobStore:
             "owner_key_id": owner_key_id,
             "idempotency_key": idempotency_key,
         }
+        return await self._inserts(row)
+
+    async def _insert_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> Sequence[tuple[JobRow, bool] | BaseException]:
+        """Inserts the jobs of one group commit and their first events in one
+        transaction. A unique-key conflict anywhere fails the whole batch; then each
+        job is inserted on its own so only the conflicting ones see it."""
         try:
             async with self.engine.begin() as conn:
                 inserted = await conn.execute(
-                    insert(JobRow).values(row).returning(*JobRow.__table__.columns)
+                    insert(JobRow).returning(
+                        *JobRow.__table__.columns, sort_by_parameter_order=True
+                    ),
+                    list(rows),
                 )
-                created = JobRow(**inserted.mappings().one())
+                created = [JobRow(**values) for values in inserted.mappings().all()]
                 await conn.execute(
-                    insert(JobEventRow).values(
-                        job_id=job_id,
-                        kind=EventKind.TRANSITION,
-                        data={"from": None, "to": JobStatus.QUEUED.value},
-                    )
+                    insert(JobEventRow),
+                    [
+                        {
+                            "job_id": row["id"],
+                            "kind": EventKind.TRANSITION,
+                            "data": {"from": None, "to": JobStatus.QUEUED.value},
+                        }
+                        for row in rows
+                    ],
                 )
-        except IntegrityError:
+        except IntegrityError as exc:
+            if len(rows) > 1:
+                return [await self._insert_alone(row) for row in rows]
             # The unique (owner, key) index is the arbiter: of two concurrent requests
             # one inserts, the other lands here and returns the winner's job.
-            existing = await self.find_by_idempotency_key(owner_key_id, idempotency_key)
-            if existing is None:
-                raise
-            return existing, False
+            existing = await self.find_by_idempotency_key(
+                rows[0]["owner_key_id"], rows[0]["idempotency_key"]
+            )
+            return [exc if existing is None else (existing, False)]
         # Built from RETURNING: a second read of the row would cost a round trip.
-        return created, True
+        return [(row, True) for row in created]
+
+    async def _insert_alone(self, row: dict[str, Any]) -> tuple[JobRow, bool] | BaseException:
+        try:
+            return (await self._insert_batch([row]))[0]
+        except Exception as exc:  # only this caller's request fails
+            return exc
 
     async def get(self, job_id: str) -> JobRow | None:
         async with self._session() as session:

@@ -13,6 +13,7 @@ it. Two statement shapes, the same on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from reelscribe.backends.db.batching import GroupCommit
 from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
 from reelscribe.backends.db.schema import JobEventRow, JobRow
@@ -205,6 +207,8 @@ class LeaseTable:
         self._reader = reader(engine)
         self.backoff = backoff
         self.notify_channel = notify_channel if engine.dialect.name == "postgresql" else None
+        # Notifications for jobs submitted together go out in one transaction.
+        self._notifies: GroupCommit[Priority, None] = GroupCommit(self._notify_batch)
 
     # --- claims -----------------------------------------------------------------
 
@@ -487,8 +491,13 @@ class LeaseTable:
     async def notify(self, priority: Priority) -> None:
         """Wakes listening workers (PostgreSQL NOTIFY; nothing to do on SQLite)."""
         if self.notify_channel is not None:
-            async with self.engine.begin() as conn:
+            await self._notifies(priority)
+
+    async def _notify_batch(self, priorities: Sequence[Priority]) -> Sequence[None]:
+        async with self.engine.begin() as conn:
+            for priority in sorted(set(priorities), key=lambda p: p.rank):
                 await self._notify(conn, priority)
+        return [None] * len(priorities)
 
     async def _notify(self, conn: AsyncConnection, priority: Priority) -> None:
         if self.notify_channel is not None:
