@@ -36,23 +36,27 @@ class Services:
         return cls(runtime, keys, uploads, JobService(runtime, keys, uploads))
 
 
+# The dependencies are coroutines although they do not wait: FastAPI runs a plain
+# function dependency in a worker thread, a round trip that costs more than the lookup.
+
+
 def get_services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return get_services(request).runtime
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     return get_services(request).jobs
 
 
-def get_uploads(request: Request) -> UploadService:
+async def get_uploads(request: Request) -> UploadService:
     return get_services(request).uploads
 
 
-def get_keys(request: Request) -> KeyService:
+async def get_keys(request: Request) -> KeyService:
     return get_services(request).keys
 
 
