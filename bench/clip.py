@@ -25,8 +25,8 @@ import av
 import numpy as np
 
 from reelscribe.media.ffmpeg import ffmpeg_exe
-from reelscribe.models import TimeRange
-from reelscribe.pipeline.clip import ClipMode, ClipOptions, ClipResult, clip
+from reelscribe.models import ClipMode, TimeRange
+from reelscribe.pipeline.clip import ClipOptions, ClipResult, clip
 from reelscribe.pipeline.probe import probe
 
 DURATION = 600

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,12 +24,12 @@ from reelscribe.config import Settings, get_settings
 from reelscribe.console import ProgressDisplay
 from reelscribe.errors import InvalidInputError, ReelscribeError
 from reelscribe.formats import AssStyle, CueOptions, RenderOptions, parse_formats
-from reelscribe.models import TimeRange
-from reelscribe.pipeline.clip import ClipMode
-from reelscribe.pipeline.fetch import FetchOptions
-from reelscribe.pipeline.runner import PipelineRequest, PipelineResult, run
-from reelscribe.pipeline.transcribe import TranscribeOptions
+from reelscribe.models import ClipMode, TimeRange
 from reelscribe.progress import Progress
+
+if TYPE_CHECKING:  # the pipeline (yt-dlp, PyAV, NumPy) is imported by the commands using it
+    from reelscribe.pipeline.fetch import FetchOptions
+    from reelscribe.pipeline.runner import PipelineRequest, PipelineResult
 
 app = typer.Typer(
     name="reelscribe",
@@ -90,6 +90,8 @@ def _engine(settings: Settings, model: str | None) -> EngineOptions:
 
 
 def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
+    from reelscribe.pipeline.fetch import FetchOptions
+
     options = FetchOptions.from_settings(settings)
     if cookies is not None:
         if not cookies.is_file():
@@ -113,6 +115,8 @@ def _render(
 def _execute(
     request: PipelineRequest, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
 ) -> PipelineResult:
+    from reelscribe.pipeline.runner import run
+
     out_dir = out or settings.output_dir
     with (
         tempfile.TemporaryDirectory(prefix="reelscribe-") as work,
@@ -172,6 +176,9 @@ def transcribe(
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe a file or URL (optionally a range) into subtitles and transcripts."""
+    from reelscribe.pipeline.runner import PipelineRequest
+    from reelscribe.pipeline.transcribe import TranscribeOptions
+
     settings = get_settings()
     request = PipelineRequest(
         source=source,
@@ -218,6 +225,9 @@ def clip(
     quiet: QuietOpt = False,
 ) -> None:
     """Cut a section of a file or URL, optionally with subtitles."""
+    from reelscribe.pipeline.runner import PipelineRequest
+    from reelscribe.pipeline.transcribe import TranscribeOptions
+
     settings = get_settings()
     burn = subtitles is Subtitles.BURN
     request = PipelineRequest(
@@ -336,6 +346,9 @@ def demo(
 ) -> None:
     """Generate a short sample video, then transcribe it and cut a subtitled clip."""
     from reelscribe.demo import make_sample
+    from reelscribe.pipeline.fetch import FetchOptions
+    from reelscribe.pipeline.runner import PipelineRequest
+    from reelscribe.pipeline.transcribe import TranscribeOptions
 
     settings = get_settings()
     out_dir = out or settings.output_dir / "demo"

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from reelscribe.errors import InvalidInputError
+
+
+class ClipMode(StrEnum):
+    """How a time range is cut (see :mod:`reelscribe.pipeline.clip`)."""
+
+    FAST = "fast"
+    EXACT = "exact"
+
 
 _TIMESTAMP = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$")
 

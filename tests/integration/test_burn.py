@@ -10,9 +10,9 @@ import pytest
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.media.ffmpeg import filter_value
-from reelscribe.models import TimeRange
+from reelscribe.models import ClipMode, TimeRange
 from reelscribe.pipeline.burn import burn
-from reelscribe.pipeline.clip import ClipMode, ClipOptions, clip
+from reelscribe.pipeline.clip import ClipOptions, clip
 from reelscribe.pipeline.probe import probe
 from reelscribe.progress import Progress
 from tests.integration.test_clip import Frames, decode_frames

@@ -23,9 +23,9 @@ import pytest
 from reelscribe.errors import InvalidInputError, MediaError, ProcessingError
 from reelscribe.media import encoders
 from reelscribe.media.ffmpeg import ffmpeg_exe, parse_progress, run_ffmpeg
-from reelscribe.models import TimeRange
+from reelscribe.models import ClipMode, TimeRange
 from reelscribe.pipeline.audio import load_audio
-from reelscribe.pipeline.clip import ClipMode, ClipOptions, ClipResult, clip
+from reelscribe.pipeline.clip import ClipOptions, ClipResult, clip
 from reelscribe.pipeline.probe import probe
 from reelscribe.progress import Progress
 

@@ -29,7 +29,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -38,7 +37,7 @@ import av
 from reelscribe.errors import InvalidInputError, MediaError, ProcessingError
 from reelscribe.media.encoders import HARDWARE, SOFTWARE, H264Encoder, select_h264_encoder
 from reelscribe.media.ffmpeg import FractionCallback, filter_value, run_ffmpeg, seconds_arg
-from reelscribe.models import MediaInfo, StreamInfo, TimeRange
+from reelscribe.models import ClipMode, MediaInfo, StreamInfo, TimeRange
 from reelscribe.pipeline.probe import PacketTiming, VideoScan, can_seek, probe, scan_video
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
@@ -66,11 +65,6 @@ _X264_PROFILES = {
 }  # fmt: skip
 _X264_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                             "yuv420p10le", "yuv422p10le", "yuv444p10le"})  # fmt: skip
-
-
-class ClipMode(StrEnum):
-    FAST = "fast"
-    EXACT = "exact"
 
 
 @dataclass(frozen=True, slots=True)

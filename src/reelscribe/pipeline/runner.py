@@ -19,9 +19,9 @@ from typing import Any
 
 from reelscribe.errors import InvalidInputError, SourceTooLargeError
 from reelscribe.formats import FORMATS, RenderOptions, render
-from reelscribe.models import MediaInfo, TimeRange, Transcript
+from reelscribe.models import ClipMode, MediaInfo, TimeRange, Transcript
 from reelscribe.pipeline.audio import load_audio
-from reelscribe.pipeline.clip import ClipMode, ClipOptions, ClipResult, clip
+from reelscribe.pipeline.clip import ClipOptions, ClipResult, clip
 from reelscribe.pipeline.fetch import FetchOptions, FetchResult, fetch
 from reelscribe.pipeline.probe import probe
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe

@@ -18,7 +18,6 @@ from typing import Any
 from reelscribe.config import Settings
 from reelscribe.service import retention
 from reelscribe.service.runtime import Runtime, check_settings
-from reelscribe.worker import Worker
 
 log = logging.getLogger("reelscribe.service")
 
@@ -61,7 +60,13 @@ async def run_service(
     stop = asyncio.Event()
     async with Runtime(settings) as runtime:
         tasks: list[asyncio.Task[Any]] = [*await _background(runtime, stop)]
-        worker_objs = [Worker(runtime) for _ in range(workers)]
+        worker_objs = []
+        if workers:
+            # Imported only here: the pipeline (yt-dlp, PyAV, NumPy) is ~60 MB an
+            # API-only process never needs.
+            from reelscribe.worker import Worker
+
+            worker_objs = [Worker(runtime) for _ in range(workers)]
         for w in worker_objs:
             w.stop = stop
         worker_tasks = [asyncio.create_task(w.run(burst=burst)) for w in worker_objs]

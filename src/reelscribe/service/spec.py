@@ -117,7 +117,7 @@ def to_request(spec: JobSpec, source: str, defaults: Any) -> Any:
     upload, ``defaults`` the worker's :class:`~reelscribe.config.Settings`."""
     from reelscribe.asr.engine import EngineOptions
     from reelscribe.formats import AssStyle, CueOptions, RenderOptions
-    from reelscribe.pipeline.clip import ClipMode
+    from reelscribe.models import ClipMode
     from reelscribe.pipeline.fetch import FetchOptions
     from reelscribe.pipeline.runner import PipelineRequest
     from reelscribe.pipeline.transcribe import TranscribeOptions

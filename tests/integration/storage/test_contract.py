@@ -71,6 +71,15 @@ async def test_put_file_needs_a_file(store: BlobStore, tmp_path: Path) -> None:
     assert not await store.exists("jobs/3/source.mp4")
 
 
+async def test_put_stream_of_uneven_chunks_across_many_blocks(store: BlobStore) -> None:
+    """Chunks that straddle the local store's 4 MiB blocks and S3's parts: every
+    byte arrives once and in order, and the hash taken on the way is the file's."""
+    data = os.urandom(11 * MiB + 12_345)
+    result = await store.put_stream("big/uneven.bin", chunked(data, 333_333))
+    assert result == (len(data), hashlib.sha256(data).hexdigest())
+    assert await read_all(store, "big/uneven.bin") == data
+
+
 async def test_stream_closed_early(store: BlobStore) -> None:
     data = os.urandom(3 * MiB)
     await store.put_stream("big/blob", chunked(data, MiB))
