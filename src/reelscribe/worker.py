@@ -165,7 +165,14 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait(), timeout=5.0)
                 continue
-            await self.process(claim)
+            try:
+                await self.process(claim)
+            except Exception:  # the database went away mid-job, say: keep the slot alive
+                log.exception("job %s: could not finish the attempt", claim.job_id)
+                # The lease runs out and the job is claimed again; pause before the
+                # next claim so a broken backend is not hammered.
+                await asyncio.sleep(1.0)
+                continue
             self.jobs_done += 1
 
     async def _wait(self) -> None:
@@ -191,7 +198,11 @@ class Worker:
                     return  # lease lost: another worker owns the job; write nothing
                 if isinstance(outcome, PipelineResult):
                     live.switch("upload")
-                    result = await self._store(claim, outcome)
+                    try:
+                        result = await self._store(claim, outcome)
+                    except Exception as exc:  # storage unreachable, disk full...
+                        await self._end(claim, exc)
+                        return
                     live.switch(None)
                     await self._report(claim, live)
                     await queue.complete(
@@ -292,7 +303,7 @@ class Worker:
             size = path.stat().st_size
             if not await storage.exists(key):  # a repeated step reuses what is stored
                 # The job's temporary copy is not needed after this: move, don't copy.
-                await storage.put_file(key, path, content_type, move=True)
+                await storage.put_file(key, path, content_type, move=True, sha256=digest)
             outputs[name] = {"key": key, "filename": path.name, "size": size,
                              "sha256": digest, "content_type": content_type}  # fmt: skip
         summary = result.summary()

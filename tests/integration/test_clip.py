@@ -286,6 +286,22 @@ def test_audio_only_source(sample_audio_only: Path, tmp_path: Path, mode: ClipMo
     assert result.duration == pytest.approx(2.5, abs=tolerance)
 
 
+@pytest.mark.parametrize(("name", "codec"), [("jfk.flac", "flac"), ("hotwords.mp3", "mp3")])
+def test_real_speech_files_cut_into_m4a(
+    shared_media: Path, tmp_path: Path, name: str, codec: str
+) -> None:
+    """M4A takes only AAC and ALAC: FLAC and MP3 are re-encoded (ffmpeg's .m4a muxer
+    refuses FLAC), and the cut is still where it was asked."""
+    source_audio = probe(shared_media / name).audio
+    assert source_audio is not None
+    assert source_audio.codec.startswith(codec)  # PyAV may name the decoder (mp3float)
+    result = clip(shared_media / name, tmp_path / "speech.m4a", TimeRange(1.0, 4.0))
+    audio = probe(result.path).audio
+    assert audio is not None
+    assert audio.codec == "aac"
+    assert result.duration == pytest.approx(3.0, abs=0.05)
+
+
 def test_audio_of_a_video_source_into_m4a(source: Path, tmp_path: Path) -> None:
     result = clip(source, tmp_path / "sound.m4a", TimeRange(2.0, 4.0))
     info = probe(result.path)

@@ -58,6 +58,8 @@ _AUDIO_ONLY = frozenset({".m4a", ".aac", ".mp3", ".opus", ".ogg", ".oga", ".flac
 #: Codecs an MP4 can hold as they are; anything else is re-encoded.
 _MP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
 _MP4_AUDIO = frozenset({"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"})
+# ffmpeg writes .m4a with its "ipod" muxer, which refuses FLAC, Opus and the rest.
+_M4A_AUDIO = frozenset({"aac", "alac"})
 _X264_PROFILES = {
     "Constrained Baseline": "baseline", "Baseline": "baseline", "Main": "main",
     "High": "high", "High 10": "high10", "High 4:2:2": "high422",
@@ -212,7 +214,7 @@ def _fast(cut: _Cut) -> tuple[float, Method, str | None]:
         start = max((k for k in cut.info.keyframes if k <= cut.start + _EPS), default=0.0)
     args = ["-ss", seconds_arg(start, rounding="up"), "-i", str(cut.src),
             "-t", seconds_arg(cut.end - start), *_maps(cut), "-c", "copy"]  # fmt: skip
-    if cut.audio is not None and _mp4(cut.out) and cut.audio.codec not in _MP4_AUDIO:
+    if cut.audio is not None and not _copyable_audio(cut.audio.codec, cut.out):
         args += _audio_args(cut)
     run_ffmpeg([*args, *_container_args(cut.out), "-y", str(cut.out)], what="stream-copy cut",
                duration=cut.end - start, on_progress=cut.on_fraction)  # fmt: skip
@@ -532,6 +534,12 @@ def _audio_args(cut: _Cut) -> list[str]:
 
 def _mp4(path: Path) -> bool:
     return path.suffix.lower() in _MP4_LIKE
+
+
+def _copyable_audio(codec: str, out: Path) -> bool:
+    if out.suffix.lower() == ".m4a":
+        return codec in _M4A_AUDIO
+    return not _mp4(out) or codec in _MP4_AUDIO
 
 
 def _container_args(path: Path) -> list[str]:

@@ -142,3 +142,34 @@ async def test_retention_expires_and_deletes(
     assert kept.status == JobStatus.DONE
     assert await runtime.storage.exists(kept.result["outputs"]["vtt"]["key"])
     assert await retention.sweep(runtime) == 0
+
+
+async def test_a_storage_failure_fails_the_attempt_and_the_worker_goes_on(
+    runtime: Runtime, shared_media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "jfk.flac"
+    shutil.copy(shared_media / "jfk.flac", local)
+    upload_id = await add_upload(runtime, local)
+    real_put = runtime.storage.put_file
+    failures = []
+
+    async def disk_full_once(key: str, path: Path, *args: Any, **kwargs: Any) -> Any:
+        if key.startswith("results/") and not failures:
+            failures.append(key)
+            raise OSError(28, "No space left on device")
+        return await real_put(key, path, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.storage, "put_file", disk_full_once)
+    spec = {"source": {"upload_id": upload_id}, "outputs": ["clip"], "start": 0, "end": 3}
+    first, second = await submit(runtime, spec), await submit(runtime, spec)
+    worker = Worker(runtime)
+    await worker.run(burst=True)  # the retry is not due yet: burst ends after two
+
+    failed = await runtime.jobs.get(first)
+    assert failed is not None
+    assert (failed.status, failed.attempts) == (JobStatus.QUEUED, 1), failed.error_message
+    assert "No space left on device" in (failed.error_message or "")
+    done = await runtime.jobs.get(second)
+    assert done is not None
+    assert done.status == JobStatus.DONE, done.error_message
+    assert await runtime.storage.exists(done.result["outputs"]["clip"]["key"])

@@ -37,3 +37,21 @@ async def test_copy_keeps_the_source(tmp_path: Path) -> None:
         await store.put_file("k/keep.bin", source, "application/octet-stream")
         assert source.exists()
         assert store.local_path("k/missing") is None
+
+
+async def test_move_takes_the_callers_digest(tmp_path: Path) -> None:
+    """A worker hashes an output to name its content-addressed key; the move then
+    records that digest instead of reading the file a second time."""
+    data = os.urandom(100_000)
+    digest = hashlib.sha256(data).hexdigest()
+    source = tmp_path / "out.srt"
+    source.write_bytes(data)
+    async with open_storage(f"file://{tmp_path / 'blobs'}") as store:
+        result = await store.put_file("r/out.srt", source, move=True, sha256=digest)
+        assert result == (len(data), digest)
+        assert b"".join([c async for c in store.get_stream("r/out.srt")]) == data
+        # Copying reads every byte anyway, so a copy always hashes what it read.
+        other = tmp_path / "other.srt"
+        other.write_bytes(b"x")
+        copied = await store.put_file("r/other.srt", other, sha256=digest)
+        assert copied.sha256 == hashlib.sha256(b"x").hexdigest()

@@ -147,10 +147,19 @@ class BlobStore(Protocol):
     ) -> None: ...
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
+        self,
+        key: str,
+        path: Path,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        move: bool = False,
+        sha256: str | None = None,
     ) -> PutResult:
         """Stores a file. ``move=True``: the caller gives the file up, so a local store
-        may rename it into place instead of copying it (the file is gone afterwards)."""
+        may rename it into place instead of copying it (the file is gone afterwards).
+        ``sha256``: the file's digest, when the caller already hashed it (to name a
+        content-addressed key); a store that does not copy the bytes need not hash
+        them again."""
         ...
 
     async def put_stream(

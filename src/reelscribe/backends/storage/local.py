@@ -118,14 +118,22 @@ class LocalStorage:
     # --- writing ----------------------------------------------------------------------
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
+        self,
+        key: str,
+        path: Path,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        move: bool = False,
+        sha256: str | None = None,
     ) -> PutResult:
         validate_key(key)
         validate_content_type(content_type)
         tmp = self._tmp_path(".part")
         try:
-            copy = self._move_hashed if move else self._copy_hashed
-            result = await anyio.to_thread.run_sync(copy, path, tmp)
+            if move:
+                result = await anyio.to_thread.run_sync(self._move_hashed, path, tmp, sha256)
+            else:
+                result = await anyio.to_thread.run_sync(self._copy_hashed, path, tmp)
             await anyio.to_thread.run_sync(self._commit, key, tmp, content_type, result)
         finally:
             tmp.unlink(missing_ok=True)
@@ -292,16 +300,17 @@ class LocalStorage:
                     else:
                         entry.unlink()
 
-    def _move_hashed(self, source: Path, tmp: Path) -> PutResult:
+    def _move_hashed(self, source: Path, tmp: Path, sha256: str | None) -> PutResult:
         """Renames ``source`` into the store when both are on one file system (no copy
-        of a large clip); copies otherwise."""
+        of a large clip, and no second hash when the caller gave the digest); copies
+        otherwise."""
         try:
             source.rename(tmp)
         except OSError:  # another file system (EXDEV) or a read-only source
             return self._copy_hashed(source, tmp)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
-        return PutResult(tmp.stat().st_size, sha256_file(tmp))
+        return PutResult(tmp.stat().st_size, sha256 or sha256_file(tmp))
 
     def _copy_hashed(self, source: Path, tmp: Path) -> PutResult:
         digest = hashlib.sha256()

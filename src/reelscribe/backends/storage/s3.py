@@ -213,8 +213,15 @@ class S3Storage:
     # --- writing ----------------------------------------------------------------------
 
     async def put_file(
-        self, key: str, path: Path, content_type: str = DEFAULT_CONTENT_TYPE, *, move: bool = False
+        self,
+        key: str,
+        path: Path,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        move: bool = False,
+        sha256: str | None = None,
     ) -> PutResult:
+        # The bytes are read and sent anyway; hashing them on the way is nearly free.
         full_key = self._key(key)
         validate_content_type(content_type)
         if not path.is_file():
