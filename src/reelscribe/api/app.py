@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from reelscribe import __version__
-from reelscribe.api import blobs, errors, events, health, jobs, keys, openapi, uploads
+from reelscribe.api import blobs, errors, events, health, jobs, keys, openapi, ui, uploads
 from reelscribe.api.accesslog import AccessLog
 from reelscribe.api.deps import Services
 from reelscribe.service.runtime import Runtime
@@ -35,7 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health):
+    for module in (jobs, events, uploads, keys, blobs, health, ui):
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
