@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     retention_seconds: float = Field(
         7 * 86400.0, gt=0, description="How long results are kept before the job expires."
     )
+    upload_staging_seconds: float = Field(
+        2 * 86400.0,
+        gt=0,
+        description="A resumable upload that receives nothing for this long loses its "
+        "staged bytes (it can start again from offset 0).",
+    )
     link_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of signed download links.")
     rate_limit_per_minute: int = Field(
         120, ge=1, description="Default requests per minute per API key."

@@ -1,4 +1,5 @@
-"""Deleting results past retention: ``done → expired``, then the job's stored files.
+"""Deleting results past retention: ``done → expired``, then the job's stored files;
+and the staged bytes of resumable uploads abandoned on this host.
 
 The two steps are separate transactions, so the sweep also finishes what an earlier,
 interrupted sweep started: any expired job that still has a result gets its files
@@ -16,6 +17,7 @@ from sqlalchemy import null, select, update
 from reelscribe.backends.db.enums import JobStatus
 from reelscribe.backends.db.schema import JobRow
 from reelscribe.service.runtime import Runtime
+from reelscribe.service.uploads import UploadService
 
 log = logging.getLogger("reelscribe.retention")
 
@@ -42,11 +44,15 @@ async def sweep(runtime: Runtime, *, limit: int = 500) -> int:
 
 
 async def run(runtime: Runtime, stop: asyncio.Event, interval: float = 60.0) -> None:
+    uploads = UploadService(runtime)
     while not stop.is_set():
         try:
             cleaned = await sweep(runtime)
             if cleaned:
                 log.info("retention: removed the results of %d expired jobs", cleaned)
+            staged = await uploads.sweep_staging()
+            if staged:
+                log.info("retention: removed %d abandoned resumable uploads' bytes", staged)
         except Exception:  # a failed sweep is retried at the next interval
             log.exception("retention sweep failed")
         with contextlib.suppress(TimeoutError):

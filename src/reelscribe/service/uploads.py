@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
@@ -108,6 +109,17 @@ async def _limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[by
             raise UploadTooLargeError(f"upload larger than the limit of {limit} bytes")
         if chunk:
             yield chunk
+
+
+def _remove_older(folder: Path, max_age: float) -> int:
+    cutoff = time.time() - max_age
+    removed = 0
+    for path in folder.glob("*") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):  # finished or swept meanwhile
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class UploadService:
@@ -266,6 +278,16 @@ class UploadService:
             await conn.execute(stmt)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+    # --- housekeeping -----------------------------------------------------------------
+
+    async def sweep_staging(self, max_age: float | None = None) -> int:
+        """Deletes this host's staged bytes of resumable uploads that received nothing
+        for ``max_age`` seconds (``upload_staging_seconds``); returns how many files went.
+        Safe at any time: a later chunk for such an upload finds fewer bytes staged
+        than the row counts and is told to resume from what is there (offset 0)."""
+        limit = self.settings.upload_staging_seconds if max_age is None else max_age
+        return await anyio.to_thread.run_sync(_remove_older, self.staging, limit)
 
     # --- reading ----------------------------------------------------------------------
 

@@ -184,3 +184,35 @@ def test_resumable_refuses_bytes_past_the_declared_size(live: Live, admin: httpx
 def test_resumable_sizes_out_of_bounds(admin: httpx.Client, size: int) -> None:
     response = admin.post("/api/uploads/resumable", json={"size": size})
     assert response.status_code == (422 if size == 0 else 413)
+
+
+def test_abandoned_resumable_bytes_are_swept_and_the_upload_starts_over(
+    live: Live, admin: httpx.Client
+) -> None:
+    from reelscribe.service.uploads import UploadService
+
+    stale = admin.post("/api/uploads/resumable", json={"size": 10}).json()["id"]
+    fresh = admin.post("/api/uploads/resumable", json={"size": 10}).json()["id"]
+    for upload_id in (stale, fresh):
+        sent = admin.patch(
+            f"/api/uploads/{upload_id}", content=b"abcd", headers={"Upload-Offset": "0"}
+        )
+        assert sent.status_code == 200
+    staged = staging_dir(live.settings)
+    day_ago = os.stat(staged / stale).st_mtime - 2 * 86400 - 60
+    os.utime(staged / stale, (day_ago, day_ago))
+
+    sweeper = UploadService(live.runtime)
+    assert live.run(sweeper.sweep_staging()) == 1  # only the one idle past the limit
+    assert not (staged / stale).exists()
+    assert (staged / fresh).read_bytes() == b"abcd"
+
+    # The client resumes where it left off and is told to start again from 0.
+    resumed = admin.patch(f"/api/uploads/{stale}", content=b"efgh", headers={"Upload-Offset": "4"})
+    assert resumed.status_code == 409
+    assert resumed.headers["Upload-Offset"] == "0"
+    redo = admin.patch(f"/api/uploads/{stale}", content=b"0123456789",
+                       headers={"Upload-Offset": "0"})  # fmt: skip
+    assert redo.status_code == 200
+    assert redo.json()["state"] == "complete"
+    assert redo.json()["sha256"] == hashlib.sha256(b"0123456789").hexdigest()
