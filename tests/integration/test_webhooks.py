@@ -333,6 +333,32 @@ async def test_sweep_adds_one_delivery_per_ended_job_with_a_webhook(engine: Asyn
 
 
 @pytest.mark.anyio
+async def test_each_end_of_a_job_retried_by_hand_gets_its_own_delivery(
+    engine: AsyncEngine,
+) -> None:
+    job_id = await ended_job(engine, JobStatus.FAILED, "https://hooks.example/r")
+    queue = DatabaseQueue(engine)
+    async with dispatcher(engine) as d:
+        assert await d.sweep() == 1
+        # Retried by hand, claimed again, failed again: a second job.failed.
+        assert await queue.enqueue(job_id) is JobStatus.QUEUED
+        assert await d.sweep() == 0  # queued again: nothing has ended
+        claim = await queue.claim("test-worker", lease_seconds=60)
+        assert claim is not None
+        assert claim.job_id == job_id
+        await queue.fail(claim, InvalidInputError("still broken"), retryable=False)
+        assert await d.sweep() == 1
+        assert await d.sweep() == 0
+    async with dispatcher(engine) as d:  # a full sweep by a fresh dispatcher
+        assert await d.sweep() == 0
+    deliveries = await list_deliveries(engine, job_id)
+    assert [x["event"] for x in deliveries] == ["job.failed", "job.failed"]
+    assert len({x["id"] for x in deliveries}) == 2
+    messages = [x["payload"]["data"]["job"]["error"]["message"] for x in deliveries]
+    assert sorted(messages) == ["start is after end", "still broken"]
+
+
+@pytest.mark.anyio
 async def test_delivery_is_signed_and_carries_the_job(
     engine: AsyncEngine, receiver: Receiver
 ) -> None:

@@ -2,7 +2,7 @@
 ``webhook_url`` from a durable outbox (the ``webhook_deliveries`` table)::
 
     a job ends (any process)        jobs.status: done / failed / cancelled
-         │  Dispatcher.sweep()      one outbox row per (job, event); a unique index makes
+         │  Dispatcher.sweep()      one outbox row per end of a job; a unique index makes
          ▼                          a second sweep, or a second dispatcher, a no-op
     pending ── deliver_due() ──►    lease due rows (database clock), POST through the
          ▲                          SSRF guard, one webhook_attempts row per attempt
@@ -28,8 +28,9 @@ The body::
                       "outputs": ["json", "srt"],        (names of the result's outputs)
                       "metadata": {…}}}}                 (the spec's metadata)
 
-One delivery per (job, event): a failed job retried by hand that fails again does not
-send a second ``job.failed`` (the outbox's unique index).
+One delivery per end of a job: the outbox's unique index is (job, event, the job's lease
+token when it ended), so sweeps never repeat one, and a failed job retried by hand that
+fails again (after a new claim, a new token) sends its second ``job.failed``.
 """
 
 from __future__ import annotations
@@ -193,9 +194,9 @@ def _due(table: FromClause) -> ColumnElement[bool]:
 
 
 def _insert_new(dialect: str) -> Insert:
-    """INSERT into the outbox that skips (job, event) pairs already there, so sweeps
+    """INSERT into the outbox that skips job ends already there, so sweeps
     racing each other need no lock: the unique index decides."""
-    index = ["job_id", "event"]
+    index = ["job_id", "event", "job_token"]
     if dialect == "postgresql":
         return postgresql.insert(D).on_conflict_do_nothing(index_elements=index)
     if dialect == "sqlite":
@@ -315,7 +316,7 @@ class Dispatcher:
         wanted = and_(
             J.status.in_(list(EVENTS)),
             J.spec["webhook_url"].as_string().is_not(None),
-            ~exists().where(D.c.job_id == J.id, D.c.event == event),
+            ~exists().where(D.c.job_id == J.id, D.c.event == event, D.c.job_token == J.lease_token),
         )
         if not full:
             wanted = and_(
@@ -332,6 +333,7 @@ class Dispatcher:
                 J.error_message,
                 J.created_at,
                 J.finished_at,
+                J.lease_token,
                 utcnow().label("now"),
             )
             .where(wanted)
@@ -366,6 +368,7 @@ class Dispatcher:
             "id": delivery_id,
             "job_id": job.id,
             "event": event,
+            "job_token": job.lease_token,
             "url": str(job.spec["webhook_url"]),
             "payload": {
                 "id": delivery_id,

@@ -192,8 +192,10 @@ class UploadRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """The webhook outbox: one row per (job, event) to deliver, retried until delivered
-    or given up on."""
+    """The webhook outbox: one row per (job, event, end of the job) to deliver, retried
+    until delivered or given up on. ``job_token`` is the job's lease token when it
+    ended: a failed job retried by hand is claimed again before it can end again, so
+    each end has its own token and gets its own delivery."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -202,6 +204,7 @@ class WebhookDeliveryRow(Base):
         String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
     )
     event: Mapped[str] = mapped_column(String(32))
+    job_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     #: "pending", "delivered" or "failed" (gave up).
@@ -213,7 +216,13 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
-        Index("uq_webhook_deliveries_job_id_event", "job_id", "event", unique=True),
+        Index(
+            "uq_webhook_deliveries_job_id_event_job_token",
+            "job_id",
+            "event",
+            "job_token",
+            unique=True,
+        ),
         Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),
     )
 
