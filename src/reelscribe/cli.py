@@ -389,7 +389,7 @@ def _run_service(
 
     def ready(url: str) -> None:
         if api:
-            typer.echo(f"reelscribe {role} on {url}  (API docs: {url}/docs)")
+            typer.echo(f"reelscribe {role} on {url}  (web UI: {url}/, API docs: {url}/docs)")
         else:
             typer.echo(
                 f"reelscribe worker started ({workers} x {settings.worker_concurrency} slots)"
