@@ -167,6 +167,7 @@ class Worker:
                 continue
             try:
                 await self.process(claim)
+                self.runtime.changes.notify(claim.job_id)  # it ended (or moved on)
             except Exception:  # the database went away mid-job, say: keep the slot alive
                 log.exception("job %s: could not finish the attempt", claim.job_id)
                 # The lease runs out and the job is claimed again; pause before the
@@ -253,6 +254,7 @@ class Worker:
         progress, stage, message, events = live.snapshot()
         await record(self.runtime.engine, claim, progress=progress, stage=stage,
                      message=message, events=events)  # fmt: skip
+        self.runtime.changes.notify(claim.job_id)
 
     async def _end(self, claim: Claim, exc: BaseException) -> None:
         queue = self.runtime.queue

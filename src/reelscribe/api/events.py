@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -73,7 +72,8 @@ async def stream(jobs: JobService, job_id: str, after: int) -> AsyncIterator[Ser
                 yield _sse(event)
             yield ServerSentEvent(json.dumps({"status": row.status.value}), event="end")
             return
-        await anyio.sleep(POLL_SECONDS)
+        # Woken at once by a worker in this process; else the next read finds it.
+        await jobs.runtime.changes.wait(job_id, POLL_SECONDS)
 
 
 @router.get(

@@ -278,6 +278,7 @@ class JobService:
         cancelled job again is fine, a finished one is a conflict."""
         await self.get(job_id, caller)
         status = await self.runtime.queue.cancel(job_id)
+        self.runtime.changes.notify(job_id)
         if status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED):
             raise JobStateError(f"job {job_id} has already ended ({status})")
         return await self._row(job_id)

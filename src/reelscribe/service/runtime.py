@@ -21,6 +21,7 @@ from reelscribe.backends.queue import DatabaseQueue, Queue
 from reelscribe.backends.storage import BlobStore, open_storage
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError
+from reelscribe.service.changes import JobChanges
 
 
 class UnsafeConfigError(InvalidInputError):
@@ -86,6 +87,8 @@ class Runtime:
     queue: Queue = field(init=False)
     storage: BlobStore = field(init=False)
     secret: str = field(init=False)
+    #: Live views in this process wake when a job here changes (see JobChanges).
+    changes: JobChanges = field(init=False, default_factory=JobChanges)
     _stack: AsyncExitStack = field(init=False, default_factory=AsyncExitStack)
 
     def public_base_url(self) -> str:
