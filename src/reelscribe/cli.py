@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reelscribe import __version__
-from reelscribe.asr.engine import EngineOptions
 from reelscribe.config import Settings, get_settings
 from reelscribe.console import ProgressDisplay
 from reelscribe.errors import InvalidInputError, ReelscribeError
@@ -77,16 +76,6 @@ ModeOpt = Annotated[
         help="fast: stream copy from the keyframe at or before start; exact: frame-accurate.",
     ),
 ]
-
-
-def _engine(settings: Settings, model: str | None) -> EngineOptions:
-    return EngineOptions(
-        model=model or settings.model,
-        device=settings.device,
-        compute_type=settings.compute_type,
-        cpu_threads=settings.cpu_threads,
-        models_dir=settings.models_dir,
-    )
 
 
 def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
@@ -188,14 +177,13 @@ def transcribe(
         burn_output=burn_in,
         clip_mode=clip_mode,
         fetch=_fetch(settings, cookies),
-        transcribe=TranscribeOptions(
-            engine=_engine(settings, model),
+        transcribe=TranscribeOptions.from_settings(
+            settings,
+            model,
             language=language,
             task=task.value,
             initial_prompt=initial_prompt,
             hotwords=hotwords,
-            batch_size=settings.batch_size,
-            batched_min_duration=settings.batched_min_duration,
         ),
         render=_render(max_line_chars, max_lines, font_size, position, words_in_md),
         max_duration=settings.max_duration,
@@ -238,12 +226,7 @@ def clip(
         burn_output=burn,
         clip_mode=mode,
         fetch=_fetch(settings, cookies),
-        transcribe=TranscribeOptions(
-            engine=_engine(settings, model),
-            language=language,
-            batch_size=settings.batch_size,
-            batched_min_duration=settings.batched_min_duration,
-        ),
+        transcribe=TranscribeOptions.from_settings(settings, model, language=language),
         render=_render(max_line_chars, max_lines, font_size, position),
         max_duration=settings.max_duration,
     )
@@ -362,7 +345,7 @@ def demo(
         burn_output=True,
         clip_mode=ClipMode.EXACT,
         fetch=FetchOptions.from_settings(settings),
-        transcribe=TranscribeOptions(engine=_engine(settings, None)),
+        transcribe=TranscribeOptions.from_settings(settings),
         max_duration=settings.max_duration,
     )
     _execute(request, out_dir, settings, as_json=False, quiet=quiet)

@@ -148,12 +148,7 @@ class Worker:
     def _warm_up(self) -> None:
         # The model is loaded once per process; a broken model fails jobs, not the worker.
         with contextlib.suppress(ReelscribeError):
-            load_model(self._engine_options())
-
-    def _engine_options(self) -> EngineOptions:
-        s = self.settings
-        return EngineOptions(model=s.model, device=s.device, compute_type=s.compute_type,
-                             cpu_threads=s.cpu_threads, models_dir=s.models_dir)  # fmt: skip
+            load_model(EngineOptions.from_settings(self.settings))
 
     async def _slot(self, burst: bool) -> None:
         queue = self.runtime.queue

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reelscribe.asr.catalog import ResolvedModel, resolve, unavailable_hint
+from reelscribe.config import Settings
 from reelscribe.errors import ModelUnavailableError
 from reelscribe.models import ModelInfo
 
@@ -25,6 +26,17 @@ class EngineOptions:
     compute_type: str = "default"  # "default": int8 on CPU, float16 on CUDA
     cpu_threads: int = 0
     models_dir: Path = Path("~/.cache/reelscribe/models")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model: str | None = None) -> EngineOptions:
+        """The configured engine; ``model`` (a name or directory) replaces the default."""
+        return cls(
+            model=model or settings.model,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+            models_dir=settings.models_dir,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
+from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
 from reelscribe.models import Segment, Transcript, Word
 from reelscribe.progress import EtaTracker, ProgressCallback, report
@@ -57,6 +58,19 @@ class TranscribeOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     drop_hallucinations: bool = True
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, model: str | None = None, **overrides: Any
+    ) -> TranscribeOptions:
+        """The configured engine and batching; ``overrides`` set per-request fields
+        (language, task, prompts)."""
+        values: dict[str, Any] = {
+            "engine": EngineOptions.from_settings(settings, model),
+            "batch_size": settings.batch_size,
+            "batched_min_duration": settings.batched_min_duration,
+        }
+        return cls(**(values | overrides))
 
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):

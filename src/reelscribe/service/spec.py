@@ -7,7 +7,6 @@ The API validates requests into :class:`JobSpec`; the job row stores
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -115,7 +114,6 @@ class JobSpec(BaseModel):
 def to_request(spec: JobSpec, source: str, defaults: Any) -> Any:
     """The pipeline request for a job; ``source`` is the URL or the local path of the
     upload, ``defaults`` the worker's :class:`~reelscribe.config.Settings`."""
-    from reelscribe.asr.engine import EngineOptions
     from reelscribe.formats import AssStyle, CueOptions, RenderOptions
     from reelscribe.models import ClipMode
     from reelscribe.pipeline.fetch import FetchOptions
@@ -124,13 +122,6 @@ def to_request(spec: JobSpec, source: str, defaults: Any) -> Any:
 
     opts = spec.options
     style = opts.subtitle_style
-    engine = EngineOptions(
-        model=opts.model or defaults.model,
-        device=defaults.device,
-        compute_type=defaults.compute_type,
-        cpu_threads=defaults.cpu_threads,
-        models_dir=defaults.models_dir,
-    )
     cue = CueOptions(
         max_chars_per_line=opts.cue_limits.max_chars_per_line,
         max_lines=opts.cue_limits.max_lines,
@@ -143,15 +134,14 @@ def to_request(spec: JobSpec, source: str, defaults: Any) -> Any:
         clip_output="clip" in spec.outputs,
         burn_output="burned_clip" in spec.outputs,
         clip_mode=ClipMode(opts.clip_mode),
-        fetch=replace(FetchOptions.from_settings(defaults)),
-        transcribe=TranscribeOptions(
-            engine=engine,
+        fetch=FetchOptions.from_settings(defaults),
+        transcribe=TranscribeOptions.from_settings(
+            defaults,
+            opts.model,
             language=opts.language,
             task=opts.task,
             initial_prompt=opts.initial_prompt,
             hotwords=opts.hotwords,
-            batch_size=defaults.batch_size,
-            batched_min_duration=defaults.batched_min_duration,
         ),
         render=RenderOptions(
             cue=cue,
