@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: run demo test install install-dev lint typecheck pytest bench clean
 
@@ -20,6 +21,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	# torch first, pinned: otherwise pip resolves the speakers extra to the newest
+	# (CUDA) build, several GB. TORCH_SPEC='torch==2.13.0 --index-url …' to choose.
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
