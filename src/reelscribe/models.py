@@ -182,6 +182,16 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerTurn:
+    """A stretch of time in which one speaker talks (diarization's unit). Turns of
+    different speakers may overlap where they talk at once."""
+
+    start: float
+    end: float
+    speaker: str  # a stable id ("SPEAKER_00"); display names live in Transcript
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     """What the transcribe stage returns. Times are relative to the clip's start."""
 
@@ -196,6 +206,16 @@ class Transcript:
     source_offset: float = 0.0
     dropped_segments: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    #: Who spoke when, as diarization (or the channels) found it; the RTTM output
+    #: and talk times come from these. Empty when speakers were not asked for.
+    turns: tuple[SpeakerTurn, ...] = ()
+    #: Display names by speaker id ("SPEAKER_00" -> "Diane"). Segments and words keep
+    #: the ids, so renaming a speaker changes this map and nothing else.
+    speaker_names: dict[str, str] = field(default_factory=dict)
+
+    def speaker_name(self, speaker: str) -> str:
+        """The name to show for a speaker id (the id itself when it has none)."""
+        return self.speaker_names.get(speaker, speaker)
 
     @property
     def text(self) -> str:
@@ -207,8 +227,14 @@ class Transcript:
 
     @property
     def speakers(self) -> tuple[str, ...]:
+        """Speaker ids in order of first appearance (segments, words, then turns)."""
         seen: dict[str, None] = {}
         for s in self.segments:
             if s.speaker is not None:
                 seen.setdefault(s.speaker, None)
+            for w in s.words:
+                if w.speaker is not None:
+                    seen.setdefault(w.speaker, None)
+        for turn in sorted(self.turns, key=lambda t: t.start):
+            seen.setdefault(turn.speaker, None)
         return tuple(seen)

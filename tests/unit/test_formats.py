@@ -25,6 +25,7 @@ from reelscribe.formats import (
     markdown,
     parse_formats,
     render,
+    speaker_labeller,
     vtt,
 )
 from reelscribe.media.ffmpeg import ffmpeg_exe
@@ -58,7 +59,7 @@ def ms(seconds: float) -> int:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_srt_reads_back_with_pysrt(name: str) -> None:
     transcript = CASES[name]
-    cues = build_cues(transcript)
+    cues = build_cues(transcript, label=speaker_labeller(transcript, "bracket"))
     items = pysrt.from_string(render(transcript, "srt"))
     assert len(items) == len(cues)
     for number, (item, cue) in enumerate(zip(items, cues, strict=True), start=1):
@@ -169,7 +170,7 @@ def _style(text: str) -> dict[str, str]:
 
 def test_ass_events_match_the_cues() -> None:
     text = render(CORPUS["interview"], "ass")
-    cues = build_cues(CORPUS["interview"])
+    cues = build_cues(CORPUS["interview"], label=speaker_labeller(CORPUS["interview"], "bracket"))
     events = _events(text)
     assert len(events) == len(cues)
     for event, cue in zip(events, cues, strict=True):
@@ -184,7 +185,8 @@ def test_ass_events_match_the_cues() -> None:
 
 def test_ass_escapes_text_and_keeps_fields_apart() -> None:
     events = _events(render(TRICKY, "ass"))
-    assert events[0][9].startswith("Use \\{braces\\}, back\\\u2060slashes & <tags> --> \\\u2060N")
+    assert events[0][9].startswith("[Ann] Use \\{braces\\},")  # the label, then the text
+    assert "back\\\u2060slashes & <tags> --> \\\u2060N" in events[0][9]
     assert events[1][4] == "Bob Jr."  # commas would shift the fields
     assert ass.escape("a\nb\r\n{x}") == "a\\Nb\\N\\{x\\}"
 
@@ -286,16 +288,17 @@ def test_json_round_trips_and_validates(name: str) -> None:
     jsonschema.Draft202012Validator.check_schema(json_doc.json_schema())
     jsonschema.Draft202012Validator(json_doc.json_schema()).validate(document)
     assert document["schema"] == "reelscribe.transcript"
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert document["text"] == transcript.text
-    assert document["speakers"] == list(transcript.speakers)
+    assert [s["id"] for s in document["speakers"]] == list(transcript.speakers)
 
 
 def test_json_document_fields() -> None:
     document = json.loads(render(_rich(), "json"))
     assert list(document) == [
         "schema", "version", "language", "language_probability", "duration", "task",
-        "source_offset", "model", "speakers", "text", "segments", "dropped_segments", "extra",
+        "source_offset", "model", "speakers", "turns", "text", "segments", "dropped_segments",
+        "extra",
     ]  # fmt: skip
     segment = document["segments"][0]
     assert list(segment) == [
@@ -332,7 +335,7 @@ def _broken(**changes: object) -> str:
         ("{not json", "not a JSON document"),
         ("[]", "not a reelscribe transcript"),
         (_broken(schema="other"), "not a reelscribe transcript"),
-        (_broken(version=2), "unsupported transcript version 2"),
+        (_broken(version=3), "unsupported transcript version 3"),
         (_broken(duration="3.5"), "invalid transcript at duration"),
         (_broken(segments=[{"id": 0}]), "invalid transcript at segments.0"),
         (_broken(language_probability=1.5), "invalid transcript at language_probability"),
@@ -345,7 +348,7 @@ def test_json_parse_refuses_bad_documents(text: str, message: str) -> None:
 
 def test_json_schema_rejects_what_parse_rejects() -> None:
     validator = jsonschema.Draft202012Validator(json_doc.json_schema())
-    for bad in (_broken(version=2), _broken(duration=-1), _broken(segments=[{"id": 0}])):
+    for bad in (_broken(version=3), _broken(duration=-1), _broken(segments=[{"id": 0}])):
         assert not validator.is_valid(json.loads(bad))
     document = json.loads(render(_rich(), "json"))
     del document["segments"][0]["words"][0]["probability"]
@@ -396,7 +399,7 @@ def test_txt_labels_speaker_turns() -> None:
     paragraphs = text.strip().split("\n\n")
     assert len(paragraphs) == len(INTERVIEW)
     for paragraph, (speaker, said) in zip(paragraphs, INTERVIEW, strict=True):
-        assert paragraph == f"[{speaker}] {said}"
+        assert paragraph == f"{speaker}: {said}"
 
 
 def test_txt_splits_a_segment_by_word_speakers() -> None:
@@ -404,7 +407,7 @@ def test_txt_splits_a_segment_by_word_speakers() -> None:
     transcript = Transcript(
         (Segment(0, 0.0, 1.0, " Hi. Hey.", words, speaker="A"),), "en", 1, 2, MODEL
     )
-    assert render(transcript, "txt") == "[A] Hi.\n\n[B] Hey.\n"
+    assert render(transcript, "txt") == "A: Hi.\n\nB: Hey.\n"
 
 
 def test_markdown_has_title_metadata_text_and_timestamps() -> None:
@@ -476,6 +479,7 @@ def test_markdown_escapes_markup() -> None:
 def test_formats_registry() -> None:
     assert {name: f.extension for name, f in FORMATS.items()} == {
         "srt": ".srt", "vtt": ".vtt", "txt": ".txt", "json": ".json", "md": ".md", "ass": ".ass",
+        "rttm": ".rttm",
     }  # fmt: skip
     for name, fmt in FORMATS.items():
         assert fmt.render(CORPUS["interview"], None) == render(CORPUS["interview"], name)
@@ -497,11 +501,13 @@ def test_empty_transcript_renders_everywhere() -> None:
     assert json_doc.parse(render(empty, "json")) == empty
     assert "[Events]" in render(empty, "ass")
     assert render(empty, "md").startswith("# Transcript\n")
+    assert render(empty, "rttm") == ""
 
 
 def test_unknown_format_is_refused_with_the_valid_names() -> None:
     with pytest.raises(
-        InvalidInputError, match="unknown format 'docx': choose from srt, vtt, txt, json, md, ass"
+        InvalidInputError,
+        match="unknown format 'docx': choose from srt, vtt, txt, json, md, ass, rttm",
     ):
         render(CORPUS["lecture"], "docx")
 

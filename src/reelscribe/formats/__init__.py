@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reelscribe.errors import InvalidInputError
-from reelscribe.formats import ass, json_doc, markdown, srt, txt, vtt
+from reelscribe.formats import ass, json_doc, markdown, rttm, srt, txt, vtt
 from reelscribe.formats.ass_style import AssStyle
-from reelscribe.formats.cues import Cue, CueOptions, build_cues
+from reelscribe.formats.cues import Cue, CueOptions, build_cues, speaker_labeller
 from reelscribe.formats.options import RenderOptions
 from reelscribe.models import Transcript
 
@@ -38,6 +38,7 @@ FORMATS: dict[str, Format] = {
         Format("json", ".json", "application/json", json_doc.render),
         Format("md", ".md", "text/markdown", markdown.render),
         Format("ass", ".ass", "text/x-ssa", ass.render),
+        Format("rttm", ".rttm", "text/plain", rttm.render),
     )
 }
 
@@ -77,4 +78,5 @@ __all__ = [
     "format_name",
     "parse_formats",
     "render",
+    "speaker_labeller",
 ]

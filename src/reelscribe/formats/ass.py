@@ -7,7 +7,7 @@ the style (given for a 720-line frame) is scaled here to match.
 from __future__ import annotations
 
 from reelscribe.formats.ass_style import ALIGNMENT, AssStyle, ass_colour
-from reelscribe.formats.cues import build_cues
+from reelscribe.formats.cues import build_cues, speaker_labeller
 from reelscribe.formats.options import RenderOptions
 from reelscribe.models import Transcript
 
@@ -100,10 +100,12 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
         "[Events]",
         f"Format: {_EVENT_FIELDS}",
     ]
-    for cue in build_cues(transcript, opts.cue):
-        # The Name field is not drawn; it keeps the speaker for editors. Commas
-        # separate fields, so none may appear in it.
-        name = " ".join((cue.speaker or "").replace(",", " ").split())
+    label = speaker_labeller(transcript, opts.speaker_label)
+    for cue in build_cues(transcript, opts.cue, label):
+        # The Name field is not drawn (the label in the text is); it keeps the speaker
+        # for editors. Commas separate fields, so none may appear in it.
+        shown = "" if cue.speaker is None else transcript.speaker_name(cue.speaker)
+        name = " ".join(shown.replace(",", " ").split())
         start, end = ass_time(cue.start), ass_time(cue.end)
         lines.append(f"Dialogue: 0,{start},{end},Default,{name},0,0,0,,{escape(cue.text)}")
     return "\n".join(lines) + "\n"

@@ -23,8 +23,8 @@ How a transcript becomes cues, in three steps:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.lines import LineFill, layout_lines
@@ -81,12 +81,23 @@ class Cue:
         return "\n".join(self.lines)
 
 
-def build_cues(transcript: Transcript, options: CueOptions | None = None) -> list[Cue]:
-    """Splits the transcript into subtitle cues (see the module docstring)."""
+#: Turns a speaker id into the label a cue starts with at a change of speaker
+#: (``"[Diane]"``, ``"-"``); see :func:`speaker_labeller`.
+SpeakerLabel = Callable[[str], str]
+
+
+def build_cues(
+    transcript: Transcript, options: CueOptions | None = None, label: SpeakerLabel | None = None
+) -> list[Cue]:
+    """Splits the transcript into subtitle cues (see the module docstring). With
+    ``label``, the first cue after each change of speaker starts with the speaker's
+    label, laid out (and counted against the line length) as part of its first word."""
     opts = options or CueOptions()
     tokens = tokenize(transcript)
     groups: list[Sequence[Token]] = []
     runs = _runs(tokens, opts)
+    if label is not None:
+        runs = _labelled(runs, label)
     for index, run in enumerate(runs):
         # The first word of the next run bounds how far this run's last cue may stretch.
         following = runs[index + 1][0].start if index + 1 < len(runs) else math.inf
@@ -106,6 +117,26 @@ def _runs(tokens: Sequence[Token], opts: CueOptions) -> list[Sequence[Token]]:
     if tokens:
         runs.append(tokens[begin:])
     return runs
+
+
+def _labelled(runs: list[Sequence[Token]], label: SpeakerLabel) -> list[Sequence[Token]]:
+    out: list[Sequence[Token]] = []
+    previous: str | None = None
+    for run in runs:
+        first = run[0]
+        if first.speaker is not None and first.speaker != previous:
+            # Glued to the first word, so no split can leave the label alone in a cue.
+            run = [replace(first, text=f"{label(first.speaker)} {first.text}"), *run[1:]]
+        previous = first.speaker
+        out.append(run)
+    return out
+
+
+def speaker_labeller(transcript: Transcript, style: str) -> SpeakerLabel:
+    """``bracket``: ``[Name]``; ``dash``: the dialogue dash subtitlers use."""
+    if style == "dash":
+        return lambda _speaker: "-"
+    return lambda speaker: f"[{' '.join(transcript.speaker_name(speaker).split())}]"
 
 
 def _split_run(run: Sequence[Token], following: float, opts: CueOptions) -> list[tuple[int, int]]:

@@ -19,10 +19,12 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.options import RenderOptions
-from reelscribe.models import ModelInfo, Segment, Transcript, Word
+from reelscribe.formats.turns import talk_times
+from reelscribe.models import ModelInfo, Segment, SpeakerTurn, Transcript, Word
 
 SCHEMA_NAME = "reelscribe.transcript"
-SCHEMA_VERSION = 1
+#: 2: ``speakers`` became objects (id, name, talk time) and ``turns`` was added.
+SCHEMA_VERSION = 2
 
 Seconds = Annotated[float, Field(ge=0, description="Seconds from the start of the clip.")]
 
@@ -35,7 +37,7 @@ class WordDoc(TypedDict):
     text: Annotated[str, Field(description="As the model wrote it, leading space included.")]
     probability: Annotated[float, Field(ge=0, le=1, description="The model's confidence.")]
     interpolated: Annotated[bool, Field(description="Timing spread evenly, not measured.")]
-    speaker: Annotated[str | None, Field(description="Speaker label, null without diarization.")]
+    speaker: Annotated[str | None, Field(description="Speaker id, null without speakers.")]
 
 
 class SegmentDoc(TypedDict):
@@ -45,7 +47,9 @@ class SegmentDoc(TypedDict):
     start: Seconds
     end: Seconds
     text: Annotated[str, Field(description="The segment's text as decoded.")]
-    speaker: Annotated[str | None, Field(description="Speaker label, null without diarization.")]
+    speaker: Annotated[
+        str | None, Field(description="Speaker id (see speakers), null without speakers.")
+    ]
     avg_logprob: Annotated[float | None, Field(description="Mean token log-probability.")]
     compression_ratio: Annotated[float | None, Field(description="gzip ratio of the text.")]
     no_speech_prob: Annotated[float | None, Field(description="Probability of no speech.")]
@@ -63,11 +67,27 @@ class ModelDoc(TypedDict):
     compute_type: Annotated[str, Field(description='CTranslate2 compute type, e.g. "int8".')]
 
 
+class SpeakerDoc(TypedDict):
+    """One speaker: the id segments and words carry, and the name to show."""
+
+    id: Annotated[str, Field(description='Stable id, e.g. "SPEAKER_00".')]
+    name: Annotated[str, Field(description="Display name (the id until renamed).")]
+    talk_time: Annotated[float, Field(ge=0, description="Seconds this speaker talks.")]
+
+
+class TurnDoc(TypedDict):
+    """A stretch in which one speaker talks; turns may overlap."""
+
+    start: Seconds
+    end: Seconds
+    speaker: Annotated[str, Field(description="Speaker id.")]
+
+
 class TranscriptDoc(TypedDict):
     """A reelscribe transcript."""
 
     schema: Annotated[Literal["reelscribe.transcript"], Field(description="Document kind.")]
-    version: Annotated[Literal[1], Field(description="Schema version.")]
+    version: Annotated[Literal[2], Field(description="Schema version.")]
     language: Annotated[str, Field(description='ISO 639-1 code, e.g. "en".')]
     language_probability: Annotated[
         float, Field(ge=0, le=1, description="Confidence of the language detection.")
@@ -76,7 +96,12 @@ class TranscriptDoc(TypedDict):
     task: Annotated[str, Field(description='"transcribe" or "translate".')]
     source_offset: Annotated[float, Field(ge=0, description="Clip start in the source.")]
     model: Annotated[ModelDoc, Field(description="The model that made the transcript.")]
-    speakers: Annotated[list[str], Field(description="Segment speakers, first-seen order.")]
+    speakers: Annotated[
+        list[SpeakerDoc], Field(description="Speakers in order of first appearance.")
+    ]
+    turns: Annotated[
+        list[TurnDoc], Field(description="Who spoke when (diarization); empty without it.")
+    ]
     text: Annotated[str, Field(description="The whole transcript as one string.")]
     segments: Annotated[list[SegmentDoc], Field(description="In time order.")]
     dropped_segments: Annotated[int, Field(ge=0, description="Segments removed as unusable.")]
@@ -107,7 +132,7 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
     m = transcript.model
     return {
         "schema": "reelscribe.transcript",
-        "version": 1,
+        "version": 2,
         "language": transcript.language,
         "language_probability": transcript.language_probability,
         "duration": transcript.duration,
@@ -120,7 +145,11 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
             "device": m.device,
             "compute_type": m.compute_type,
         },
-        "speakers": list(transcript.speakers),
+        "speakers": [
+            {"id": speaker, "name": transcript.speaker_name(speaker), "talk_time": seconds}
+            for speaker, seconds in talk_times(transcript).items()
+        ],
+        "turns": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in transcript.turns],
         "text": transcript.text,
         "segments": [_segment_doc(s) for s in transcript.segments],
         "dropped_segments": transcript.dropped_segments,
@@ -164,17 +193,19 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
 
 
 def parse(text: str | bytes) -> Transcript:
-    """Reads a document written by :func:`render` (any version-1 document)."""
+    """Reads a document written by :func:`render` (version 2, or an older version 1)."""
     try:
         raw = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"not a JSON document: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_NAME:
         raise InvalidInputError(f'not a reelscribe transcript (no "schema": "{SCHEMA_NAME}")')
+    if raw.get("version") == 1:
+        raw = _upgrade_v1(raw)
     if raw.get("version") != SCHEMA_VERSION:
         raise InvalidInputError(
             f"unsupported transcript version {raw.get('version')!r}: "
-            f"this reelscribe reads version {SCHEMA_VERSION}"
+            f"this reelscribe reads versions 1 and {SCHEMA_VERSION}"
         )
     try:
         doc = _adapter().validate_python(raw, strict=True)
@@ -183,6 +214,15 @@ def parse(text: str | bytes) -> Transcript:
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidInputError(f"invalid transcript at {where}: {first['msg']}") from exc
     return from_document(doc)
+
+
+def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    speakers = raw.get("speakers")
+    if isinstance(speakers, list):
+        # Version 1 listed bare labels; they become ids named after themselves.
+        speakers = [{"id": s, "name": s, "talk_time": 0.0} if isinstance(s, str) else s
+                    for s in speakers]  # fmt: skip
+    return raw | {"version": SCHEMA_VERSION, "speakers": speakers, "turns": []}
 
 
 def from_document(doc: TranscriptDoc) -> Transcript:
@@ -197,6 +237,10 @@ def from_document(doc: TranscriptDoc) -> Transcript:
         source_offset=float(doc["source_offset"]),
         dropped_segments=doc["dropped_segments"],
         extra=dict(doc["extra"]),
+        turns=tuple(
+            SpeakerTurn(float(t["start"]), float(t["end"]), t["speaker"]) for t in doc["turns"]
+        ),
+        speaker_names={s["id"]: s["name"] for s in doc["speakers"] if s["name"] != s["id"]},
     )
 
 

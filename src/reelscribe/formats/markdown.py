@@ -61,7 +61,7 @@ def _transcript_section(transcript: Transcript) -> list[str]:
         text = escape(para.text)
         if labelled and (index == 0 or para.speaker != previous):
             # A label opens each speaker turn; the turn's later paragraphs follow bare.
-            speaker = escape(para.speaker or "Unknown")
+            speaker = escape(_name(transcript, para.speaker))
             text = f"**{speaker}** ({_ts(para.start)}): {text}"
         previous = para.speaker
         out += [text, ""]
@@ -77,12 +77,16 @@ def _segments_section(transcript: Transcript) -> list[str]:
             continue
         line = f"- `{_ts(seg.start)} → {_ts(seg.end)}` "
         if labelled:
-            line += f"**{escape(seg.speaker or 'Unknown')}:** "
+            line += f"**{escape(_name(transcript, seg.speaker))}:** "
         line += escape(text)
         if seg.flags:
             line += " _(" + escape(", ".join(seg.flags)) + ")_"
         out.append(line)
     return [*out, ""]
+
+
+def _name(transcript: Transcript, speaker: str | None) -> str:
+    return "Unknown" if speaker is None else transcript.speaker_name(speaker)
 
 
 def _words_section(transcript: Transcript) -> list[str]:

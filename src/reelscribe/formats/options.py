@@ -4,6 +4,7 @@ package ``__init__`` so writers can import it without a cycle)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.ass_style import AssStyle
@@ -18,6 +19,8 @@ class RenderOptions:
     words_in_markdown: bool = False
     #: (width, height) of the video the subtitles go on; ASS scales to it.
     video_size: tuple[int, int] | None = None
+    #: How SRT and ASS cues mark a change of speaker: ``[Name]`` or a dialogue dash.
+    speaker_label: Literal["bracket", "dash"] = "bracket"
 
     def __post_init__(self) -> None:
         if self.video_size is not None and min(self.video_size) < 1:

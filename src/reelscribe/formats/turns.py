@@ -77,3 +77,17 @@ def has_speakers(transcript: Transcript) -> bool:
         s.speaker is not None or any(w.speaker is not None for w in s.words)
         for s in transcript.segments
     )
+
+
+def talk_times(transcript: Transcript) -> dict[str, float]:
+    """Seconds each speaker talks: from the diarization turns when there are any
+    (overlapping speech counts for both), else from the words' speaker pieces."""
+    times: dict[str, float] = dict.fromkeys(transcript.speakers, 0.0)
+    if transcript.turns:
+        for turn in transcript.turns:
+            times[turn.speaker] = times.get(turn.speaker, 0.0) + max(0.0, turn.end - turn.start)
+    else:
+        for piece in segment_pieces(transcript):
+            if piece.speaker is not None:
+                times[piece.speaker] = times.get(piece.speaker, 0.0) + piece.end - piece.start
+    return {k: round(v, 3) for k, v in times.items()}

@@ -1,4 +1,4 @@
-"""Plain text: the transcript in paragraphs, ``[Speaker]`` before each turn."""
+"""Plain text: the transcript in paragraphs, ``Name: text`` for each speaker's turn."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
     blocks = []
     for para in paragraphs(transcript):
         if labelled:
-            blocks.append(f"[{para.speaker or 'Unknown'}] {para.text}")
+            name = "Unknown" if para.speaker is None else transcript.speaker_name(para.speaker)
+            blocks.append(f"{name}: {para.text}")
         else:
             blocks.append(para.text)
     return "\n\n".join(blocks) + "\n" if blocks else ""

@@ -19,7 +19,8 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
         text = escape(cue.text)
         if cue.speaker is not None:
             # A voice span runs to the end of the cue, so one tag covers every line.
-            text = f"<v {escape(' '.join(cue.speaker.split()))}>{text}"
+            name = transcript.speaker_name(cue.speaker)
+            text = f"<v {escape(' '.join(name.split()))}>{text}"
         start, end = format_timestamp(cue.start), format_timestamp(cue.end)
         blocks.append(f"{start} --> {end}\n{text}\n")
     return "\n".join(blocks)
