@@ -22,13 +22,15 @@ from reelscribe import __version__
 from reelscribe.config import Settings, get_settings
 from reelscribe.console import ProgressDisplay
 from reelscribe.errors import InvalidInputError, ReelscribeError
-from reelscribe.formats import AssStyle, CueOptions, RenderOptions, parse_formats
+from reelscribe.formats import parse_formats
 from reelscribe.models import ClipMode, TimeRange
+from reelscribe.options import JobOptions, parse_speaker_names
 from reelscribe.progress import Progress
 
 if TYPE_CHECKING:  # the pipeline (yt-dlp, PyAV, NumPy) is imported by the commands using it
     from reelscribe.pipeline.fetch import FetchOptions
-    from reelscribe.pipeline.runner import PipelineRequest, PipelineResult
+    from reelscribe.pipeline.plan import JobPlan
+    from reelscribe.pipeline.runner import PipelineResult
 
 app = typer.Typer(
     name="reelscribe",
@@ -43,6 +45,16 @@ app = typer.Typer(
 class Task(StrEnum):
     TRANSCRIBE = "transcribe"
     TRANSLATE = "translate"
+
+
+class Channels(StrEnum):
+    MIX = "mix"
+    SPLIT = "split"
+
+
+class SpeakerLabel(StrEnum):
+    BRACKET = "bracket"
+    DASH = "dash"
 
 
 class Subtitles(StrEnum):
@@ -68,6 +80,36 @@ FontSizeOpt = Annotated[
 PositionOpt = Annotated[
     str, typer.Option("--position", help="Burned-in subtitles: bottom, top or middle.")
 ]
+PrimaryOpt = Annotated[str, typer.Option("--primary-colour", help="Burned-in text colour.")]
+OutlineColourOpt = Annotated[
+    str, typer.Option("--outline-colour", help="Burned-in outline colour.")
+]
+OutlineOpt = Annotated[float, typer.Option("--outline", help="Burned-in outline width (px).")]
+MaxCpsOpt = Annotated[float, typer.Option("--max-cps", help="Subtitle reading speed limit.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name or directory.")]
+LanguageOpt = Annotated[str | None, typer.Option(help="Force a language (e.g. en).")]
+TaskOpt = Annotated[Task, typer.Option(help="transcribe, or translate into English.")]
+PromptOpt = Annotated[str | None, typer.Option(help="Text to prime the model.")]
+HotwordsOpt = Annotated[str | None, typer.Option(help="Words to favour (names, jargon).")]
+WordsOpt = Annotated[bool, typer.Option("--words", help="Word-level section in Markdown.")]
+SpeakersOpt = Annotated[bool, typer.Option("--speakers", help="Label who speaks when.")]
+NumSpeakersOpt = Annotated[
+    int | None, typer.Option("--num-speakers", help="Exact speaker count (implies --speakers).")
+]
+MinSpeakersOpt = Annotated[int | None, typer.Option("--min-speakers", help="At least N speakers.")]
+MaxSpeakersOpt = Annotated[int | None, typer.Option("--max-speakers", help="At most N speakers.")]
+ChannelsOpt = Annotated[
+    Channels,
+    typer.Option(help="mix: one mono transcript; split: each channel is one speaker."),
+]
+SpeakerNamesOpt = Annotated[
+    str | None,
+    typer.Option("--speaker-names", help='Names by id: "SPEAKER_00=Diane,SPEAKER_01=Sheila".'),
+]
+SpeakerLabelOpt = Annotated[
+    SpeakerLabel | None,
+    typer.Option("--speaker-label", help="SRT/ASS speaker change: bracket ([Name]) or dash."),
+]
 ModeOpt = Annotated[
     ClipMode,
     typer.Option(
@@ -91,18 +133,44 @@ def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
     return options
 
 
-def _render(
-    max_line_chars: int, max_lines: int, font_size: float, position: str, words: bool = False
-) -> RenderOptions:
-    return RenderOptions(
-        cue=CueOptions(max_chars_per_line=max_line_chars, max_lines=max_lines),
-        ass_style=AssStyle(font_size=font_size, position=position),  # type: ignore[arg-type]
-        words_in_markdown=words,
-    )
+def _options(
+    *,
+    style: dict[str, Any] | None = None,
+    cue: dict[str, Any] | None = None,
+    speaker_names: str | None = None,
+    **values: Any,
+) -> JobOptions:
+    """The job options the flags ask for: the same object ``POST /api/jobs`` takes."""
+    fields: dict[str, Any] = {k: v.value if isinstance(v, StrEnum) else v
+                              for k, v in values.items() if v is not None}  # fmt: skip
+    if style:
+        fields["subtitle_style"] = style
+    if cue:
+        fields["cue_limits"] = cue
+    if speaker_names:
+        fields["speaker_names"] = parse_speaker_names(speaker_names)
+    return JobOptions.build(**fields)
+
+
+def _plan(
+    source: str,
+    options: JobOptions,
+    settings: Settings,
+    *,
+    outputs: list[str],
+    start: str | None,
+    end: str | None,
+    cookies: Path | None = None,
+) -> JobPlan:
+    from reelscribe.pipeline.plan import build_plan
+
+    return build_plan(source, options, settings, outputs=outputs,
+                      time_range=TimeRange.parse(start, end),
+                      fetch=_fetch(settings, cookies))  # fmt: skip
 
 
 def _execute(
-    request: PipelineRequest, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
+    plan: JobPlan, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
 ) -> PipelineResult:
     from reelscribe.pipeline.runner import run
 
@@ -111,7 +179,7 @@ def _execute(
         tempfile.TemporaryDirectory(prefix="reelscribe-") as work,
         ProgressDisplay(enabled=not quiet) as display,
     ):
-        result = run(request, out_dir, Path(work), display)
+        result = run(plan.request, out_dir, Path(work), display)
     _print_result(result, as_json=as_json)
     return result
 
@@ -134,61 +202,56 @@ def transcribe(
     end: EndOpt = None,
     format: Annotated[
         str,
-        typer.Option(
-            "--format",
-            "-f",
-            help="Comma-separated: srt,vtt,txt,json,md,ass.",
-        ),
+        typer.Option("--format", "-f", help="Comma-separated: srt,vtt,txt,json,md,ass,rttm."),
     ] = "srt",
     out: OutOpt = None,
-    model: Annotated[str | None, typer.Option(help="Model name or directory.")] = None,
-    language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
-    task: Annotated[
-        Task, typer.Option(help="transcribe, or translate into English.")
-    ] = Task.TRANSCRIBE,
+    model: ModelOpt = None,
+    language: LanguageOpt = None,
+    task: TaskOpt = Task.TRANSCRIBE,
     clip_mode: ModeOpt = ClipMode.FAST,
     burn_in: Annotated[
         bool, typer.Option("--burn-in", help="Also write the clip with subtitles burned in.")
     ] = False,
     clip_out: Annotated[bool, typer.Option("--clip", help="Also write the cut media.")] = False,
-    initial_prompt: Annotated[str | None, typer.Option(help="Text to prime the model.")] = None,
-    hotwords: Annotated[str | None, typer.Option(help="Words to favour (names, jargon).")] = None,
-    words_in_md: Annotated[
-        bool, typer.Option("--words", help="Word-level section in Markdown.")
-    ] = False,
+    initial_prompt: PromptOpt = None,
+    hotwords: HotwordsOpt = None,
+    words_in_md: WordsOpt = False,
+    speakers: SpeakersOpt = False,
+    num_speakers: NumSpeakersOpt = None,
+    min_speakers: MinSpeakersOpt = None,
+    max_speakers: MaxSpeakersOpt = None,
+    channels: ChannelsOpt = Channels.MIX,
+    speaker_names: SpeakerNamesOpt = None,
+    speaker_label: SpeakerLabelOpt = None,
     max_line_chars: MaxCharsOpt = 42,
     max_lines: MaxLinesOpt = 2,
+    max_cps: MaxCpsOpt = 17.0,
     font_size: FontSizeOpt = 44.0,
     position: PositionOpt = "bottom",
+    primary_colour: PrimaryOpt = "#FFFFFF",
+    outline_colour: OutlineColourOpt = "#000000",
+    outline: OutlineOpt = 2.5,
     cookies: CookiesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe a file or URL (optionally a range) into subtitles and transcripts."""
-    from reelscribe.pipeline.runner import PipelineRequest
-    from reelscribe.pipeline.transcribe import TranscribeOptions
-
     settings = get_settings()
-    request = PipelineRequest(
-        source=source,
-        time_range=TimeRange.parse(start, end),
-        formats=parse_formats(format),
-        clip_output=clip_out,
-        burn_output=burn_in,
-        clip_mode=clip_mode,
-        fetch=_fetch(settings, cookies),
-        transcribe=TranscribeOptions.from_settings(
-            settings,
-            model,
-            language=language,
-            task=task.value,
-            initial_prompt=initial_prompt,
-            hotwords=hotwords,
-        ),
-        render=_render(max_line_chars, max_lines, font_size, position, words_in_md),
-        max_duration=settings.max_duration,
-    )
-    _execute(request, out, settings, as_json=as_json, quiet=quiet)
+    options = _options(
+        model=model, language=language, task=task, clip_mode=clip_mode,
+        initial_prompt=initial_prompt, hotwords=hotwords, words_in_markdown=words_in_md,
+        speakers=speakers, num_speakers=num_speakers, min_speakers=min_speakers,
+        max_speakers=max_speakers, channels=channels, speaker_names=speaker_names,
+        speaker_label=speaker_label,
+        style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
+               "outline_colour": outline_colour, "outline": outline},
+        cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},
+    )  # fmt: skip
+    outputs = [*parse_formats(format), *(["clip"] if clip_out else []),
+               *(["burned_clip"] if burn_in else [])]  # fmt: skip
+    plan = _plan(source, options, settings, outputs=outputs, start=start, end=end,
+                 cookies=cookies)  # fmt: skip
+    _execute(plan, out, settings, as_json=as_json, quiet=quiet)
 
 
 @app.command()
@@ -202,7 +265,9 @@ def clip(
         typer.Option(help="none; sidecar: also write SRT/VTT; burn: burn them into the clip."),
     ] = Subtitles.NONE,
     model: Annotated[str | None, typer.Option(help="Model for the subtitles.")] = None,
-    language: Annotated[str | None, typer.Option(help="Force a language (e.g. en).")] = None,
+    language: LanguageOpt = None,
+    speakers: SpeakersOpt = False,
+    speaker_names: SpeakerNamesOpt = None,
     max_line_chars: MaxCharsOpt = 42,
     max_lines: MaxLinesOpt = 2,
     font_size: FontSizeOpt = 44.0,
@@ -213,24 +278,52 @@ def clip(
     quiet: QuietOpt = False,
 ) -> None:
     """Cut a section of a file or URL, optionally with subtitles."""
-    from reelscribe.pipeline.runner import PipelineRequest
-    from reelscribe.pipeline.transcribe import TranscribeOptions
-
     settings = get_settings()
-    burn = subtitles is Subtitles.BURN
-    request = PipelineRequest(
-        source=source,
-        time_range=TimeRange.parse(start, end),
-        formats=("srt", "vtt") if subtitles is Subtitles.SIDECAR else (),
-        clip_output=not burn,
-        burn_output=burn,
-        clip_mode=mode,
-        fetch=_fetch(settings, cookies),
-        transcribe=TranscribeOptions.from_settings(settings, model, language=language),
-        render=_render(max_line_chars, max_lines, font_size, position),
-        max_duration=settings.max_duration,
-    )
-    _execute(request, out, settings, as_json=as_json, quiet=quiet)
+    options = _options(
+        model=model, language=language, clip_mode=mode, speakers=speakers,
+        speaker_names=speaker_names,
+        style={"font_size": font_size, "position": position},
+        cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines},
+    )  # fmt: skip
+    outputs = {Subtitles.NONE: ["clip"], Subtitles.SIDECAR: ["srt", "vtt", "clip"],
+               Subtitles.BURN: ["burned_clip"]}[subtitles]  # fmt: skip
+    plan = _plan(source, options, settings, outputs=outputs, start=start, end=end,
+                 cookies=cookies)  # fmt: skip
+    _execute(plan, out, settings, as_json=as_json, quiet=quiet)
+
+
+@app.command(name="render")
+def render_transcript(
+    transcript: Annotated[Path, typer.Argument(help="A reelscribe JSON transcript.")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Comma-separated: srt,vtt,txt,json,md,ass,rttm.")
+    ] = "srt",
+    speaker_names: SpeakerNamesOpt = None,
+    speaker_label: SpeakerLabelOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Write other formats from a JSON transcript (e.g. after renaming speakers),
+    without transcribing again."""
+    from dataclasses import replace
+
+    from reelscribe.formats import FORMATS, RenderOptions, render
+    from reelscribe.formats.json_doc import parse
+
+    if not transcript.is_file():
+        raise InvalidInputError(f"{transcript} does not exist")
+    parsed = parse(transcript.read_bytes())
+    if speaker_names:
+        names = parsed.speaker_names | parse_speaker_names(speaker_names)
+        parsed = replace(parsed, speaker_names=names)
+    settings = get_settings()
+    label = settings.speaker_label if speaker_label is None else speaker_label.value
+    options = RenderOptions(speaker_label="dash" if label == "dash" else "bracket")
+    out_dir = out or transcript.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for fmt in parse_formats(format):
+        path = out_dir / f"{transcript.stem}{FORMATS[fmt].extension}"
+        path.write_text(render(parsed, fmt, options), encoding="utf-8")
+        typer.echo(f"{fmt}\t{path}")
 
 
 @app.command()
@@ -329,26 +422,15 @@ def demo(
 ) -> None:
     """Generate a short sample video, then transcribe it and cut a subtitled clip."""
     from reelscribe.demo import make_sample
-    from reelscribe.pipeline.fetch import FetchOptions
-    from reelscribe.pipeline.runner import PipelineRequest
-    from reelscribe.pipeline.transcribe import TranscribeOptions
 
     settings = get_settings()
     out_dir = out or settings.output_dir / "demo"
     sample = make_sample(out_dir / "sample.mp4")
     typer.echo(f"sample\t{sample}", err=True)
-    request = PipelineRequest(
-        source=str(sample),
-        time_range=TimeRange(1.0, None),
-        formats=("srt", "vtt", "txt", "json", "md"),
-        clip_output=True,
-        burn_output=True,
-        clip_mode=ClipMode.EXACT,
-        fetch=FetchOptions.from_settings(settings),
-        transcribe=TranscribeOptions.from_settings(settings),
-        max_duration=settings.max_duration,
-    )
-    _execute(request, out_dir, settings, as_json=False, quiet=quiet)
+    plan = _plan(str(sample), JobOptions(clip_mode="exact"), settings,
+                 outputs=["srt", "vtt", "txt", "json", "md", "clip", "burned_clip"],
+                 start="1", end=None)  # fmt: skip
+    _execute(plan, out_dir, settings, as_json=False, quiet=quiet)
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address (REELSCRIBE_HOST).")]
@@ -433,7 +515,8 @@ def submit(
     start: StartOpt = None,
     end: EndOpt = None,
     outputs: Annotated[
-        str, typer.Option(help="Comma-separated: srt,vtt,txt,json,md,ass,clip,burned_clip.")
+        str,
+        typer.Option(help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip."),
     ] = "srt,json",
     wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
     out: OutOpt = None,
@@ -447,6 +530,13 @@ def submit(
     clip_mode: ModeOpt = ClipMode.FAST,
     model: Annotated[str | None, typer.Option(help="Model name.")] = None,
     language: Annotated[str | None, typer.Option(help="Force a language.")] = None,
+    speakers: SpeakersOpt = False,
+    num_speakers: NumSpeakersOpt = None,
+    min_speakers: MinSpeakersOpt = None,
+    max_speakers: MaxSpeakersOpt = None,
+    channels: ChannelsOpt = Channels.MIX,
+    speaker_names: SpeakerNamesOpt = None,
+    speaker_label: SpeakerLabelOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -455,10 +545,15 @@ def submit(
 
     settings = get_settings()
     base = server or settings.public_base_url or f"http://127.0.0.1:{settings.port}"
+    options = _options(
+        clip_mode=clip_mode, model=model, language=language, speakers=speakers,
+        num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
+        channels=channels, speaker_names=speaker_names, speaker_label=speaker_label,
+    )  # fmt: skip
     spec: dict[str, Any] = {
         "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
         "priority": priority,
-        "options": {"clip_mode": clip_mode.value, "model": model, "language": language},
+        "options": options.model_dump(mode="json", exclude_defaults=True),
     }
     if start is not None:
         spec["start"] = start

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         default_factory=lambda: _default_cache_root() / "models",
         description="Where packaged models are assembled and hub models downloaded.",
+    )
+
+    # --- speakers ---------------------------------------------------------------
+    diarize_backend: Literal["local", "pyannote"] = Field(
+        "local",
+        description="Speaker diarization: 'local' (offline models from the speakers extra) or "
+        "'pyannote' (pyannote.audio, needs REELSCRIBE_HF_TOKEN and the hub).",
+    )
+    hf_token: SecretStr | None = Field(
+        None, description="Hugging Face token for the pyannote backend (never logged)."
+    )
+    speaker_label: Literal["bracket", "dash"] = Field(
+        "bracket",
+        description="How SRT/ASS cues mark a change of speaker: '[Name] text' or '- text'.",
     )
 
     # --- fetching ---------------------------------------------------------------

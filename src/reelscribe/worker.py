@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,19 +37,17 @@ from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
 from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS
+from reelscribe.pipeline.plan import PlannedStage
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
 from reelscribe.progress import Progress
 from reelscribe.service.runtime import Runtime
-from reelscribe.service.spec import JobSpec, to_request
+from reelscribe.service.spec import JobSpec, to_plan
 from reelscribe.service.steps import record
 
 log = logging.getLogger("reelscribe.worker")
 
-#: Rough share of a job's time per stage, for one overall percentage.
-STAGE_WEIGHTS = {
-    "fetch": 1.0, "probe": 0.1, "clip": 1.0, "audio": 0.3, "transcribe": 5.0,
-    "render": 0.1, "burn": 2.0, "upload": 0.5,
-}  # fmt: skip
+#: The worker's own step after the pipeline's: storing the outputs.
+UPLOAD_STEP = ("upload", 0.5)
 
 
 class JobAborted(ReelscribeError):
@@ -59,7 +58,8 @@ class JobAborted(ReelscribeError):
 class _Live:
     """What the pipeline thread reports and the event loop writes, under a lock."""
 
-    stages: list[str]
+    #: Planned steps and their weights, in order (JobPlan.stages plus the upload).
+    weights: dict[str, float]
     lock: threading.Lock = field(default_factory=threading.Lock)
     abort_reason: str | None = None
     stage: str | None = None
@@ -86,9 +86,12 @@ class _Live:
             }))  # fmt: skip
         if stage is not None:
             self.events.append((EventKind.STEP_START, {"step": stage}))
-            if stage not in self.stages:
-                self.stages.append(stage)
+            self.weights.setdefault(stage, 0.5)  # unplanned: counted from here on
         self.stage, self.stage_started, self.fraction, self.eta = stage, now, 0.0, None
+
+    def plan(self, stages: Sequence[PlannedStage]) -> None:
+        with self.lock:
+            self.weights = {s.name: s.weight for s in stages} | self.weights
 
     def switch(self, stage: str | None) -> None:
         with self.lock:
@@ -101,31 +104,17 @@ class _Live:
     def snapshot(self) -> tuple[float, str | None, str, list[tuple[EventKind, dict[str, Any]]]]:
         with self.lock:
             events, self.events = self.events, []
-            total = sum(STAGE_WEIGHTS.get(s, 0.5) for s in self.stages) or 1.0
+            total = sum(self.weights.values()) or 1.0
             done = 0.0
-            for s in self.stages:
-                if s == self.stage:
-                    done += STAGE_WEIGHTS.get(s, 0.5) * self.fraction
+            for name, weight in self.weights.items():
+                if name == self.stage:
+                    done += weight * self.fraction
                     break
-                done += STAGE_WEIGHTS.get(s, 0.5)
+                done += weight
             message = self.message
             if self.eta is not None:
                 message = f"{message} (eta {self.eta:.0f}s)".strip()
             return 100.0 * done / total, self.stage, message, events
-
-
-def planned_stages(spec: JobSpec) -> list[str]:
-    outputs = set(spec.outputs)
-    stages = ["fetch", "probe"]
-    if "clip" in outputs:
-        stages.append("clip")
-    if outputs - {"clip"}:
-        stages += ["audio", "transcribe"]
-    if outputs & {"srt", "vtt", "txt", "json", "md", "ass"}:
-        stages.append("render")
-    if "burned_clip" in outputs:
-        stages.append("burn")
-    return [*stages, "upload"]
 
 
 class Worker:
@@ -186,7 +175,7 @@ class Worker:
         except ValueError as exc:
             await queue.fail(claim, InvalidInputError(f"invalid job spec: {exc}"), retryable=False)
             return
-        live = _Live(stages=planned_stages(spec))
+        live = _Live(weights={})
         try:
             with tempfile.TemporaryDirectory(prefix="reelscribe-job-") as tmp:
                 outcome = await self._run_pipeline(claim, spec, live, Path(tmp))
@@ -215,9 +204,10 @@ class Worker:
         """Runs the pipeline while heartbeating; returns its result, the exception that
         ended it, or None when the lease was lost."""
         source = await self._source(claim, spec, tmp)
-        request = to_request(spec, source, self.settings)
+        plan = to_plan(spec, source, self.settings).then(*UPLOAD_STEP)
+        live.plan(plan.stages)
         task = asyncio.ensure_future(asyncio.to_thread(
-            run, request, tmp / "out", tmp / "work", live, self.limits
+            run, plan.request, tmp / "out", tmp / "work", live, self.limits
         ))  # fmt: skip
         deadline: float | None = None
         lost = False

@@ -2,20 +2,49 @@
 
 The API validates requests into :class:`JobSpec`; the job row stores
 ``JobSpec.model_dump(mode="json")``; the worker turns it back into a
-:class:`~reelscribe.pipeline.runner.PipelineRequest` with :func:`to_request`.
+:class:`~reelscribe.pipeline.plan.JobPlan` with :func:`to_plan` (the same
+:func:`~reelscribe.pipeline.plan.build_plan` the CLI uses).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.models import TimeRange, parse_timestamp
+from reelscribe.options import CueLimits, JobOptions, SubtitleStyle
+from reelscribe.outputs import output_names
 
-OutputName = Literal["srt", "vtt", "txt", "json", "md", "ass", "clip", "burned_clip"]
-TEXT_OUTPUTS: tuple[str, ...] = ("srt", "vtt", "txt", "json", "md", "ass")
+if TYPE_CHECKING:
+    from reelscribe.config import Settings
+    from reelscribe.pipeline.plan import JobPlan
+
+__all__ = ["CueLimits", "JobOptions", "JobSpec", "OutputName", "Source", "SubtitleStyle"]
+
+
+def _known_output(name: str) -> str:
+    if name not in output_names():
+        raise ValueError(f"unknown output {name!r}: choose from {', '.join(output_names())}")
+    return name
+
+
+#: An output name: one of the registered formats or media outputs (reelscribe.outputs).
+OutputName = Annotated[
+    str,
+    AfterValidator(_known_output),
+    WithJsonSchema({"type": "string", "enum": list(output_names())}),
+]
 PriorityName = Literal["fast", "normal", "bulk"]
 
 
@@ -34,38 +63,6 @@ class Source(BaseModel):
         if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
             raise ValueError("source.url must be an http(s) URL")
         return self
-
-
-class SubtitleStyle(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    font_size: float = Field(44.0, gt=4, le=400)
-    position: Literal["bottom", "top", "middle"] = "bottom"
-    primary_colour: str = Field("#FFFFFF", pattern=r"^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")
-    outline_colour: str = Field("#000000", pattern=r"^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")
-    outline: float = Field(2.5, ge=0, le=20)
-
-
-class CueLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_chars_per_line: int = Field(42, ge=10, le=200)
-    max_lines: int = Field(2, ge=1, le=4)
-    max_cps: float = Field(17.0, gt=1, le=100)
-
-
-class JobOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(None, max_length=200, description="Default: the server's model.")
-    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
-    task: Literal["transcribe", "translate"] = "transcribe"
-    clip_mode: Literal["fast", "exact"] = "fast"
-    hotwords: str | None = Field(None, max_length=1000)
-    initial_prompt: str | None = Field(None, max_length=2000)
-    words_in_markdown: bool = False
-    subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
-    cue_limits: CueLimits = Field(default_factory=CueLimits)
 
 
 def _default_outputs() -> list[OutputName]:
@@ -111,48 +108,16 @@ class JobSpec(BaseModel):
         return TimeRange.parse(self.start, self.end)
 
 
-def to_request(spec: JobSpec, source: str, defaults: Any) -> Any:
-    """The pipeline request for a job; ``source`` is the URL or the local path of the
-    upload, ``defaults`` the worker's :class:`~reelscribe.config.Settings`."""
-    from reelscribe.formats import AssStyle, CueOptions, RenderOptions
-    from reelscribe.models import ClipMode
-    from reelscribe.pipeline.fetch import FetchOptions
-    from reelscribe.pipeline.runner import PipelineRequest
-    from reelscribe.pipeline.transcribe import TranscribeOptions
+def to_plan(spec: JobSpec, source: str, settings: Settings) -> JobPlan:
+    """The plan a worker runs for a job; ``source`` is the URL or the local path of the
+    upload."""
+    from reelscribe.pipeline.plan import build_plan
 
-    opts = spec.options
-    style = opts.subtitle_style
-    cue = CueOptions(
-        max_chars_per_line=opts.cue_limits.max_chars_per_line,
-        max_lines=opts.cue_limits.max_lines,
-        max_cps=opts.cue_limits.max_cps,
-    )
-    return PipelineRequest(
-        source=source,
+    return build_plan(
+        source,
+        spec.options,
+        settings,
+        outputs=spec.outputs,
         time_range=spec.time_range(),
-        formats=tuple(o for o in spec.outputs if o in TEXT_OUTPUTS),
-        clip_output="clip" in spec.outputs,
-        burn_output="burned_clip" in spec.outputs,
-        clip_mode=ClipMode(opts.clip_mode),
-        fetch=FetchOptions.from_settings(defaults),
-        transcribe=TranscribeOptions.from_settings(
-            defaults,
-            opts.model,
-            language=opts.language,
-            task=opts.task,
-            initial_prompt=opts.initial_prompt,
-            hotwords=opts.hotwords,
-        ),
-        render=RenderOptions(
-            cue=cue,
-            ass_style=AssStyle(
-                font_size=style.font_size,
-                position=style.position,
-                primary_colour=style.primary_colour,
-                outline_colour=style.outline_colour,
-                outline=style.outline,
-            ),
-            words_in_markdown=opts.words_in_markdown,
-        ),
-        max_duration=min(defaults.max_duration, defaults.max_clip_seconds),
+        max_duration=min(settings.max_duration, settings.max_clip_seconds),
     )

@@ -1,0 +1,1 @@
+"""Who speaks when: speaker diarization backends behind one small protocol."""
