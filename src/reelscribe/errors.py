@@ -13,7 +13,8 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   │   ├── SourceTooLargeError      over the size or duration limit       "source_too_large"
     │   │   └── AuthRequiredError        login, bot check or 403: needs cookies "auth_required"
     │   ├── MediaError                   corrupt media, no usable stream       "media_error"
-    │   └── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    │   ├── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    │   └── ExtraNotInstalledError       an optional extra is missing          "extra_not_installed"
     ├── TransientError                   may succeed later: retry with backoff
     │   └── NetworkError                 timeouts, connection resets, 5xx     "network_error"
     └── ProcessingError                  a tool failed on valid input      "processing_error"
@@ -83,6 +84,13 @@ class MediaError(UserError):
 
 class ModelUnavailableError(UserError):
     code = "model_unavailable"
+
+
+class ExtraNotInstalledError(UserError):
+    """A feature needs an optional extra (``pip install 'reelscribe[speakers]'``) that
+    this installation lacks; the message names the command that installs it."""
+
+    code = "extra_not_installed"
 
 
 class TransientError(ReelscribeError):

@@ -1,0 +1,120 @@
+"""Grouping voice prints into speakers: spectral clustering, then a merge of look-alikes.
+
+1. **Affinity.** Cosine similarity between window embeddings, pruned to each window's
+   nearest neighbours (a dense matrix lets every weak similarity add up, and two
+   speakers melt into one), symmetrised.
+2. **How many speakers.** Unless the caller says, the largest gap among the smallest
+   eigenvalues of the graph Laplacian (the "eigengap"): ``k`` well-separated groups
+   give ``k`` eigenvalues near zero, then a jump.
+3. **Who is who.** k-means on the rows of the first ``k`` eigenvectors.
+4. **Merge.** Eigengap over-splits when the evidence is thin (a short clip, one voice
+   that changes with the microphone distance), so two clusters whose mean voice prints
+   are as alike as one person's are merged. Mean prints average out a window's noise:
+   one speaker's halves agree far more than two speakers do, which makes this test
+   much firmer than any threshold on single windows. A fixed ``num_speakers``
+   skips it; ``min_speakers`` stops it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+#: Fraction of the other windows each window stays linked to (at least ``MIN_NEIGHBOURS``).
+NEIGHBOUR_FRACTION = 0.2
+MIN_NEIGHBOURS = 3
+#: Never more speakers than this unless ``max_speakers`` says so.
+DEFAULT_MAX_SPEAKERS = 20
+#: Cosine similarity of two clusters' mean embeddings above which they are one speaker.
+MERGE_SIMILARITY = 0.7
+
+
+def cluster(embeddings: Floats, min_speakers: int = 1, max_speakers: int | None = None) -> Ints:
+    """A cluster index (0..k-1) per embedding row; rows are L2-normalised vectors."""
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    high = min(n, max_speakers or DEFAULT_MAX_SPEAKERS)
+    low = min(min_speakers, high)
+    if high == 1:
+        return np.zeros(n, dtype=np.int64)
+    similarity = embeddings @ embeddings.T
+    affinity = _prune(similarity)
+    values, vectors = _laplacian_eigen(affinity)
+    k = low if low == high else _eigengap(values, low, high)
+    labels = _kmeans(vectors[:, :k], k) if k > 1 else np.zeros(n, dtype=np.int64)
+    if low != high:
+        labels = merge_similar(embeddings, labels, low)
+    return labels
+
+
+def _prune(similarity: Floats) -> Floats:
+    n = len(similarity)
+    keep = min(n - 1, max(MIN_NEIGHBOURS, round(NEIGHBOUR_FRACTION * n)))
+    affinity = np.zeros_like(similarity)
+    order = np.argsort(-similarity, axis=1)
+    for row in range(n):
+        # The strongest ``keep`` links other than the window itself.
+        others = [c for c in order[row, : keep + 1] if c != row][:keep]
+        affinity[row, others] = similarity[row, others]
+    affinity = np.maximum(affinity, 0.0)
+    return ((affinity + affinity.T) / 2).astype(np.float32)
+
+
+def _laplacian_eigen(affinity: Floats) -> tuple[Floats, Floats]:
+    from scipy.linalg import eigh
+
+    # The normalised Laplacian (I - D^-1/2 A D^-1/2): its eigenvalues lie in [0, 2]
+    # whatever the number of windows, so one gap rule fits short and long recordings.
+    degree = np.maximum(affinity.sum(axis=1), 1e-8)
+    scale = 1.0 / np.sqrt(degree)
+    laplacian = np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
+    values, vectors = eigh(laplacian.astype(np.float64))
+    return values.astype(np.float32), vectors.astype(np.float32)
+
+
+def _eigengap(values: Floats, low: int, high: int) -> int:
+    # gaps[i] is the jump after the (i+1)-th smallest eigenvalue: k = i + 1 groups.
+    gaps = np.diff(values[: high + 1])
+    candidates = np.arange(low, min(high, len(gaps)) + 1)
+    if len(candidates) == 0:
+        return low
+    return int(candidates[np.argmax(gaps[candidates - 1])])
+
+
+def _kmeans(points: Floats, k: int) -> Ints:
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters=k, n_init=10, random_state=0)
+    return np.asarray(model.fit_predict(points.astype(np.float64)), dtype=np.int64)
+
+
+def centroids(embeddings: Floats, labels: Ints) -> Floats:
+    """The normalised mean embedding of each cluster (rows in label order)."""
+    k = int(labels.max()) + 1 if len(labels) else 0
+    means: Floats = np.stack([embeddings[labels == c].mean(axis=0) for c in range(k)])
+    norms: Floats = np.linalg.norm(means, axis=1, keepdims=True)
+    normalised: Floats = (means / np.maximum(norms, 1e-8)).astype(np.float32)
+    return normalised
+
+
+def merge_similar(embeddings: Floats, labels: Ints, min_clusters: int = 1) -> Ints:
+    """Merges the most alike pair of clusters while their means are alike enough."""
+    labels = _renumber(labels)
+    while labels.max() + 1 > min_clusters:
+        means = centroids(embeddings, labels)
+        sim = means @ means.T
+        np.fill_diagonal(sim, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[a, b] < MERGE_SIMILARITY:
+            break
+        labels = _renumber(np.where(labels == b, a, labels))
+    return labels
+
+
+def _renumber(labels: Ints) -> Ints:
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.astype(np.int64)

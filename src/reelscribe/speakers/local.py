@@ -1,0 +1,153 @@
+"""The offline diarizer: segmentation-3.0 + CAM++ + spectral clustering, all on this machine.
+
+In processing order:
+
+1. :mod:`~reelscribe.speakers.segmentation` finds speech and overlap (10 s chunks).
+2. :mod:`~reelscribe.speakers.embedding` takes a voice print of every 1.5 s of speech.
+3. :mod:`~reelscribe.speakers.clustering` groups the prints into speakers; windows
+   shorter than :data:`RELIABLE_WINDOW` only join the groups afterwards (nearest mean
+   print), since a fraction of a second of voice is too little to found a speaker on.
+4. :mod:`~reelscribe.speakers.reconstruct` lays the speakers back on the
+   segmentation's frames, two at once where people overlap; runs become turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from reelscribe.progress import ProgressCallback, report
+from reelscribe.speakers.base import SAMPLE_RATE, Diarization, DiarizeOptions, SpeakerTurn
+from reelscribe.speakers.clustering import centroids, cluster
+from reelscribe.speakers.embedding import Window, cut_windows, embed
+from reelscribe.speakers.reconstruct import frame_clusters, frame_speakers
+from reelscribe.speakers.segmentation import Segmentation, segment
+from reelscribe.speakers.weights import Networks, limit_threads, load_networks, pick_device
+
+STAGE = "diarize"
+#: Windows at least this long found clusters; shorter ones join the nearest.
+RELIABLE_WINDOW = 0.75
+#: Same-speaker turns closer than this are one turn (a breath, not a change).
+MIN_GAP = 0.1
+#: Progress shares of the two network passes (clustering is quick).
+_SEGMENT_SHARE = 0.45
+_EMBED_SHARE = 0.5
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class LocalDiarizer:
+    networks: Networks
+    cpu_threads: int = 0
+    # Serialises runs: two at once would only fight over the same cores (and GPU).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, options: DiarizeOptions) -> LocalDiarizer:
+        device = pick_device(options.device)
+        limit_threads(options.cpu_threads)
+        return cls(networks=load_networks(device), cpu_threads=options.cpu_threads)
+
+    def diarize(
+        self,
+        samples: Floats,
+        options: DiarizeOptions,
+        progress: ProgressCallback | None = None,
+    ) -> Diarization:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        duration = len(samples) / SAMPLE_RATE
+        with self._lock:
+            turns = self._turns(samples, options, progress)
+        report(progress, STAGE, 1.0, f"{len({t.speaker for t in turns})} speakers")
+        return Diarization(turns=turns, duration=duration)
+
+    def _turns(
+        self, samples: Floats, options: DiarizeOptions, progress: ProgressCallback | None
+    ) -> tuple[SpeakerTurn, ...]:
+        if len(samples) < SAMPLE_RATE // 10:  # under 0.1 s: nothing to tell apart
+            return ()
+        if self.cpu_threads:
+            limit_threads(self.cpu_threads)
+
+        def seg_progress(done: float) -> None:
+            report(progress, STAGE, _SEGMENT_SHARE * done, "finding speech")
+
+        seg = segment(self.networks, samples, SAMPLE_RATE, seg_progress)
+        windows = cut_windows(speech_regions(seg))
+        if not windows:
+            return ()
+
+        def emb_progress(done: float) -> None:
+            report(progress, STAGE, _SEGMENT_SHARE + _EMBED_SHARE * done, "voice prints")
+
+        embeddings = embed(self.networks, samples, SAMPLE_RATE, windows, emb_progress)
+        low, high = options.speaker_bounds()
+        labels = cluster_windows(windows, embeddings, low, high)
+        num_clusters = int(labels.max()) + 1
+        active = frame_speakers(seg, frame_clusters(seg, windows, labels), num_clusters)
+        return to_turns(seg, active, len(samples) / SAMPLE_RATE)
+
+
+def speech_regions(seg: Segmentation) -> list[tuple[float, float]]:
+    """(start, end) seconds of each run of frames where someone speaks."""
+    regions: list[tuple[float, float]] = []
+    for first, last in _runs(seg.count > 0):
+        start = max(0.0, seg.frame_time(first) - seg.frame_step / 2)
+        regions.append((start, seg.frame_time(last) + seg.frame_step / 2))
+    return regions
+
+
+def cluster_windows(
+    windows: Sequence[Window], embeddings: Floats, low: int, high: int | None
+) -> Ints:
+    reliable = np.array([w.duration >= RELIABLE_WINDOW for w in windows])
+    if not reliable.any():  # only snippets: they are all there is to go on
+        reliable[:] = True
+    labels = np.zeros(len(windows), dtype=np.int64)
+    labels[reliable] = cluster(embeddings[reliable], low, high)
+    if not reliable.all():
+        means = centroids(embeddings[reliable], labels[reliable])
+        labels[~reliable] = np.argmax(embeddings[~reliable] @ means.T, axis=1)
+    return labels
+
+
+def to_turns(
+    seg: Segmentation, active: npt.NDArray[np.bool_], duration: float
+) -> tuple[SpeakerTurn, ...]:
+    """Runs of active frames per cluster, as turns named by first appearance."""
+    spans: list[tuple[float, float, int]] = []
+    for c in range(active.shape[1]):
+        previous: tuple[float, float] | None = None
+        for first, last in _runs(active[:, c]):
+            start = max(0.0, seg.frame_time(first) - seg.frame_step / 2)
+            end = min(duration, seg.frame_time(last) + seg.frame_step / 2)
+            if previous is not None and start - previous[1] < MIN_GAP:
+                previous = (previous[0], end)
+                continue
+            if previous is not None:
+                spans.append((previous[0], previous[1], c))
+            previous = (start, end)
+        if previous is not None:
+            spans.append((previous[0], previous[1], c))
+    spans.sort()
+    names: dict[int, str] = {}
+    turns = []
+    for start, end, c in spans:
+        if end <= start:
+            continue
+        name = names.setdefault(c, f"SPEAKER_{len(names):02d}")
+        turns.append(SpeakerTurn(start=round(start, 3), end=round(end, 3), speaker=name))
+    return tuple(turns)
+
+
+def _runs(flags: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of True."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
