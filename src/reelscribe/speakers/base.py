@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reelscribe.errors import InvalidInputError
-from reelscribe.models import SpeakerTurn  # one turn type for transcripts and diarization
+from reelscribe.models import SpeakerTurn as SpeakerTurn  # one turn type everywhere
 from reelscribe.progress import ProgressCallback
 
 SAMPLE_RATE = 16_000
