@@ -11,13 +11,20 @@ import pytest
 from reelscribe.errors import InvalidInputError
 from reelscribe.media.ffmpeg import filter_value
 from reelscribe.models import ClipMode, TimeRange
-from reelscribe.pipeline.burn import burn
 from reelscribe.pipeline.clip import ClipOptions, clip
 from reelscribe.pipeline.probe import probe
-from reelscribe.progress import Progress
+from reelscribe.progress import Progress, ProgressCallback
 from tests.integration.test_clip import Frames, decode_frames
 
 FPS = 25
+
+
+def burn(src: Path, dest: Path, ass: Path, progress: ProgressCallback | None = None) -> Path:
+    """A whole file with subtitles burned in: the clip stage's re-encode with no cut
+    (what the runner's burn step does for a job without a range)."""
+    return clip(src, dest, TimeRange(), ClipOptions(burn_subtitles=ass), progress).path
+
+
 # One cue from 1.0 to 2.0 s in a large opaque box (BorderStyle 3), so it changes
 # many pixels whatever font fontconfig picks.
 ASS = """[Script Info]
@@ -91,7 +98,7 @@ def test_burn_whole_file(sample_av: Path, tmp_path: Path, ass_file: Path) -> Non
     assert len(ours) == len(source) == 250
     assert bottom_diff(at(ours, 1.5), at(source, 1.5)) > 5.0
     assert bottom_diff(at(ours, 3.0), at(source, 3.0)) < 2.0
-    assert {e.stage for e in events} == {"burn"}
+    assert {e.stage for e in events} == {"clip"}
     assert events[-1].fraction == 1.0
 
 

@@ -399,7 +399,21 @@ def test_garbled_word_times_still_give_ordered_cues() -> None:
     cues = build_cues(transcript)
     assert texts(cues) == ["A", "B", "C", "D"]
     for a, b in itertools.pairwise(cues):
-        assert a.start < a.end <= b.start
+        assert a.start < a.end
+        assert a.start < b.start
+        # Only two speakers talking at once may overlap (X's "A" runs into Y's "B").
+        assert a.end <= b.start or a.speaker != b.speaker
+
+
+def test_two_speakers_at_once_get_overlapping_cues() -> None:
+    transcript = timed(
+        (0.0, 1.0, "Left", "L"), (1.0, 2.0, "talks.", "L"),
+        (0.5, 1.5, "Right", "R"), (1.5, 3.0, "too.", "R"),
+    )  # fmt: skip
+    first, second = build_cues(transcript)
+    assert (first.speaker, second.speaker) == ("L", "R")
+    assert first.end >= 2.0 > second.start  # the left speaker's cue lasts its words
+    assert second.end >= 3.0
 
 
 # --- inputs ---------------------------------------------------------------------------

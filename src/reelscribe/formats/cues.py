@@ -17,7 +17,9 @@ How a transcript becomes cues, in three steps:
 3. **Timing.** In whole milliseconds: a cue starts with its first word and ends
    with its last, extended into the following silence to reach ``min_duration``
    and the time ``max_cps`` needs, but never past ``max_duration``, never closer
-   than ``gap`` to the next cue and never past the transcript's end.
+   than ``gap`` to the next cue and never past the transcript's end. Where another
+   speaker starts talking before a cue's words end (two people at once), the cues
+   overlap instead: the limit is the next cue that is not talking over it.
 """
 
 from __future__ import annotations
@@ -211,10 +213,14 @@ def _timed(groups: Sequence[Sequence[Token]], duration: float, opts: CueOptions)
     for k, group in enumerate(groups):
         start = starts[k]
         natural_end = round(group[-1].end * 1000)
-        if k + 1 < len(groups):
-            limit = starts[k + 1] - gap_ms
-        else:
-            limit = max(round(duration * 1000), natural_end)
+        limit = max(round(duration * 1000), natural_end)
+        for n in range(k + 1, len(groups)):
+            # Speech of two people at once (per-channel transcripts) gives overlapping
+            # cues, as players show them; otherwise a cue ends before the next begins.
+            talking_over = groups[n][0].speaker != group[0].speaker and starts[n] < natural_end
+            if not talking_over:
+                limit = starts[n] - gap_ms
+                break
         lines = layout_lines(group, opts.max_chars_per_line)
         reading_ms = math.ceil(char_count(group) * 1000 / opts.max_cps)
         wanted = max(natural_end, start + min_ms, start + reading_ms)
