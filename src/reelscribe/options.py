@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reelscribe.errors import InvalidInputError
+from reelscribe.formats import AssStyle, CueOptions, RenderOptions
 
 SPEAKER_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -36,7 +37,8 @@ class CueLimits(BaseModel):
     max_cps: float = Field(17.0, gt=1, le=100)
 
 
-def _names(value: dict[str, str]) -> dict[str, str]:
+def speaker_names(value: dict[str, str]) -> dict[str, str]:
+    """Checks a name map (ids as the pipeline makes them, names on one line)."""
     import re
 
     for key, name in value.items():
@@ -81,7 +83,7 @@ class JobOptions(BaseModel):
     @field_validator("speaker_names")
     @classmethod
     def _speaker_names(cls, value: dict[str, str]) -> dict[str, str]:
-        return _names(value)
+        return speaker_names(value)
 
     @model_validator(mode="after")
     def _counts(self) -> JobOptions:
@@ -101,6 +103,29 @@ class JobOptions(BaseModel):
         channel already knows its speakers."""
         counted = (self.num_speakers, self.min_speakers, self.max_speakers) != (None,) * 3
         return (self.speakers or counted) and self.channels == "mix"
+
+    def render_options(
+        self, default_label: Literal["bracket", "dash"], video_size: tuple[int, int] | None = None
+    ) -> RenderOptions:
+        """How the text outputs are written (also when they are re-rendered later)."""
+        style, limits = self.subtitle_style, self.cue_limits
+        return RenderOptions(
+            cue=CueOptions(
+                max_chars_per_line=limits.max_chars_per_line,
+                max_lines=limits.max_lines,
+                max_cps=limits.max_cps,
+            ),
+            ass_style=AssStyle(
+                font_size=style.font_size,
+                position=style.position,
+                primary_colour=style.primary_colour,
+                outline_colour=style.outline_colour,
+                outline=style.outline,
+            ),
+            words_in_markdown=self.words_in_markdown,
+            speaker_label=self.speaker_label or default_label,
+            video_size=video_size,
+        )
 
     @classmethod
     def build(cls, **values: object) -> JobOptions:
@@ -125,6 +150,6 @@ def parse_speaker_names(text: str) -> dict[str, str]:
             raise InvalidInputError(f"invalid speaker name {part.strip()!r}: use ID=Name")
         names[key.strip()] = name.strip()
     try:
-        return _names(names)
+        return speaker_names(names)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc

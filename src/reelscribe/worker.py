@@ -34,9 +34,10 @@ from reelscribe.asr.engine import EngineOptions, load_model
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.backends.storage import BlobStore
 from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
 from reelscribe.files import sha256_file
-from reelscribe.formats import FORMATS
+from reelscribe.formats import FORMATS, render
 from reelscribe.pipeline.plan import PlannedStage
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
 from reelscribe.progress import Progress
@@ -281,21 +282,36 @@ class Worker:
         return str(path)
 
     async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
-        storage = self.runtime.storage
         outputs: dict[str, Any] = {}
         for name, path in result.outputs.items():
-            digest = await asyncio.to_thread(sha256_file, path)
-            key = f"results/{claim.job_id}/{digest[:16]}/{path.name}"
-            content_type = _content_type(name, path)
-            size = path.stat().st_size
-            if not await storage.exists(key):  # a repeated step reuses what is stored
-                # The job's temporary copy is not needed after this: move, don't copy.
-                await storage.put_file(key, path, content_type, move=True, sha256=digest)
-            outputs[name] = {"key": key, "filename": path.name, "size": size,
-                             "sha256": digest, "content_type": content_type}  # fmt: skip
+            outputs[name] = await store_output(self.runtime.storage, claim.job_id, name, path)
         summary = result.summary()
         summary["outputs"] = outputs
+        if result.transcript is not None:
+            # The JSON transcript is what later edits (renaming speakers) re-render every
+            # text output from, so it is kept even when the job did not ask for it.
+            if "json" in outputs:
+                summary["transcript_key"] = outputs["json"]["key"]
+            else:
+                # A transcript means some output was written; its folder is the job's.
+                doc = next(iter(result.outputs.values())).parent / "transcript.json"
+                doc.write_text(render(result.transcript, "json"), encoding="utf-8")
+                stored = await store_output(self.runtime.storage, claim.job_id, "json", doc)
+                summary["transcript_key"] = stored["key"]
         return summary
+
+
+async def store_output(storage: BlobStore, job_id: str, name: str, path: Path) -> dict[str, Any]:
+    """Stores one output under ``results/<job>/<sha256[:16]>/<file name>`` (moved, not
+    copied: the caller's file is gone afterwards) and describes it for the result."""
+    digest = await asyncio.to_thread(sha256_file, path)
+    key = f"results/{job_id}/{digest[:16]}/{path.name}"
+    content_type = _content_type(name, path)
+    size = path.stat().st_size
+    if not await storage.exists(key):  # a repeated step reuses what is stored
+        await storage.put_file(key, path, content_type, move=True, sha256=digest)
+    return {"key": key, "filename": path.name, "size": size, "sha256": digest,
+            "content_type": content_type}  # fmt: skip
 
 
 def _content_type(name: str, path: Path) -> str:

@@ -17,6 +17,7 @@ from reelscribe.api.schemas import (
     JobPublic,
     OutputPublic,
     ResultPublic,
+    SpeakerRename,
     StepList,
     StepPublic,
     WebhookDeliveryPublic,
@@ -215,6 +216,18 @@ async def job_result(job_id: JobId, key: ReadKey, jobs: JobsDep) -> ResultPublic
         transcript=view.transcript,
         summary=view.summary,
     )
+
+
+@router.patch(
+    "/{job_id}/speakers",
+    summary="Rename speakers: every text output is re-rendered from the stored transcript",
+    responses=error_responses(404, 409, 422),
+)
+async def rename_speakers(
+    job_id: JobId, body: SpeakerRename, key: SubmitKey, jobs: JobsDep
+) -> ResultPublic:
+    await jobs.rename_speakers(job_id, key, body.names)
+    return await job_result(job_id, key, jobs)
 
 
 @router.get(

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelscribe.backends.db import JobStatus
+from reelscribe.options import speaker_names
 from reelscribe.service.auth import Scope
 from reelscribe.service.spec import JobSpec, PriorityName
 
@@ -129,6 +130,21 @@ class ResumableCreate(BaseModel):
     size: int = Field(ge=1, description="Total bytes that will be sent.")
     filename: str = Field("upload", min_length=1, max_length=255)
     content_type: str | None = Field(None, max_length=255, pattern=CONTENT_TYPE_PATTERN)
+
+
+class SpeakerRename(BaseModel):
+    """New display names by speaker id; speakers not named keep their names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: dict[str, str] = Field(
+        min_length=1, max_length=64, examples=[{"SPEAKER_00": "Diane", "SPEAKER_01": "Sheila"}]
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _valid(cls, value: dict[str, str]) -> dict[str, str]:
+        return speaker_names(value)
 
 
 class ApiKeyCreate(BaseModel):

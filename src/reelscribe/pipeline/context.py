@@ -87,6 +87,7 @@ class PipelineResult:
                 "format": self.media.format_name,
                 "has_video": self.media.has_video,
                 "has_audio": self.media.has_audio,
+                "video_size": _video_size(self.media),
             },
             "timings": self.timings,
         }
@@ -112,3 +113,10 @@ class PipelineResult:
                 "encoder": clipped.encoder,
             }
         return payload
+
+
+def _video_size(media: MediaInfo) -> list[int] | None:
+    video = media.video
+    if video is None or not video.width or not video.height:
+        return None
+    return [video.width, video.height]

@@ -15,7 +15,7 @@ from typing import Literal
 
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError
-from reelscribe.formats import FORMATS, AssStyle, CueOptions, RenderOptions
+from reelscribe.formats import FORMATS, RenderOptions
 from reelscribe.models import ClipMode, TimeRange
 from reelscribe.options import JobOptions
 from reelscribe.outputs import check_outputs
@@ -108,7 +108,6 @@ def build_plan(
 ) -> JobPlan:
     """The plan for one run; ``outputs`` are names from :mod:`reelscribe.outputs`."""
     wanted = check_outputs(outputs)
-    style, limits = options.subtitle_style, options.cue_limits
     request = PipelineRequest(
         source=source,
         time_range=time_range,
@@ -125,22 +124,7 @@ def build_plan(
             initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
         ),
-        render=RenderOptions(
-            cue=CueOptions(
-                max_chars_per_line=limits.max_chars_per_line,
-                max_lines=limits.max_lines,
-                max_cps=limits.max_cps,
-            ),
-            ass_style=AssStyle(
-                font_size=style.font_size,
-                position=style.position,
-                primary_colour=style.primary_colour,
-                outline_colour=style.outline_colour,
-                outline=style.outline,
-            ),
-            words_in_markdown=options.words_in_markdown,
-            speaker_label=options.speaker_label or settings.speaker_label,
-        ),
+        render=options.render_options(settings.speaker_label),
         diarize=_diarize_options(options, settings),
         channels=options.channels,
         speaker_names=dict(options.speaker_names),

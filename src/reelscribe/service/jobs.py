@@ -24,10 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
+from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.queue import JobNotFoundError
 from reelscribe.errors import (
     InvalidInputError,
@@ -309,6 +310,45 @@ class JobService:
             # foreign keys switched on for the connection.
             await conn.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
             await conn.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    # --- edits ------------------------------------------------------------------------------
+
+    async def rename_speakers(self, job_id: str, caller: ApiKey, names: dict[str, str]) -> JobRow:
+        """Gives speakers new display names and re-renders every text output from the
+        stored JSON transcript (no ASR, no diarization), then records an event."""
+        from reelscribe.speakers.rename import rerender_with_names
+
+        row = await self.get(job_id, caller)
+        if row.status is not JobStatus.DONE:
+            raise JobStateError(f"job {job_id} is {row.status}, not done", code="job_not_done")
+        result = dict(row.result or {})
+        key = result.get("transcript_key")
+        if not isinstance(key, str):
+            raise JobStateError(f"job {job_id} has no stored transcript to rename speakers in")
+        spec = JobSpec.model_validate(row.spec)
+        outputs, transcript_key = await rerender_with_names(
+            self.runtime.storage, job_id, key, result, spec.options, names,
+            default_label=self.settings.speaker_label,
+        )  # fmt: skip
+        result["outputs"] = outputs
+        result["transcript_key"] = transcript_key
+        merged = spec.options.speaker_names | names
+        spec.options.speaker_names = merged
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(result=result, spec=spec.model_dump(mode="json"), updated_at=utcnow())
+            )
+            await conn.execute(
+                insert(JobEventRow).values(
+                    job_id=job_id,
+                    kind=EventKind.PROGRESS,
+                    data={"edit": "speakers", "speaker_names": names},
+                )
+            )
+        self.runtime.changes.notify(job_id)
+        return await self._row(job_id)
 
     # --- views ------------------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""Renaming speakers after a job has run: every text output is written again from the
+stored JSON transcript, which is the source of truth (no ASR, no diarization)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from reelscribe.backends.storage import BlobStore
+from reelscribe.errors import InvalidInputError
+from reelscribe.files import sha256_file
+from reelscribe.formats import FORMATS, render
+from reelscribe.formats.json_doc import parse
+from reelscribe.options import JobOptions
+
+
+async def read_blob(storage: BlobStore, key: str) -> bytes:
+    data = bytearray()
+    async with contextlib.aclosing(storage.get_stream(key)) as chunks:
+        async for chunk in chunks:
+            data += chunk
+    return bytes(data)
+
+
+async def rerender_with_names(
+    storage: BlobStore,
+    job_id: str,
+    transcript_key: str,
+    result: dict[str, Any],
+    options: JobOptions,
+    names: dict[str, str],
+    *,
+    default_label: Literal["bracket", "dash"],
+) -> tuple[dict[str, Any], str]:
+    """The job's outputs after renaming (text outputs re-rendered and stored under new
+    content-addressed keys, the old blobs deleted; media outputs unchanged) and the key
+    of the renamed JSON transcript."""
+    transcript = parse(await read_blob(storage, transcript_key))
+    unknown = sorted(set(names) - set(transcript.speakers))
+    if unknown:
+        known = ", ".join(transcript.speakers) or "none"
+        raise InvalidInputError(f"unknown speaker {unknown[0]!r}: this job's speakers are {known}")
+    transcript = replace(transcript, speaker_names=transcript.speaker_names | names)
+    size = (result.get("media") or {}).get("video_size")
+    video_size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
+    render_options = options.render_options(default_label, video_size)
+    outputs: dict[str, Any] = dict(result.get("outputs") or {})
+    stale: list[str] = []
+    transcript_entry: dict[str, Any] | None = None
+    # The JSON document is written even when it is not an output: it is the source of
+    # truth for the next edit.
+    wanted = [name for name in outputs if name in FORMATS]
+    wanted += [] if "json" in wanted else ["json"]
+    with tempfile.TemporaryDirectory(prefix="reelscribe-rename-") as tmp:
+        for name in wanted:
+            previous = outputs.get(name)
+            filename = previous["filename"] if previous else "transcript.json"
+            path = Path(tmp) / filename
+            path.write_text(render(transcript, name, render_options), encoding="utf-8")
+            entry = await _store(storage, job_id, name, path)
+            old_key = previous["key"] if previous else transcript_key
+            if old_key != entry["key"]:
+                stale.append(old_key)
+            if previous is not None:
+                outputs[name] = entry
+            if name == "json":
+                transcript_entry = entry
+    assert transcript_entry is not None
+    for key in stale:
+        await storage.delete(key)
+    return outputs, transcript_entry["key"]
+
+
+async def _store(storage: BlobStore, job_id: str, name: str, path: Path) -> dict[str, Any]:
+    digest = await asyncio.to_thread(sha256_file, path)
+    key = f"results/{job_id}/{digest[:16]}/{path.name}"
+    content_type = FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
+    size = path.stat().st_size
+    if not await storage.exists(key):
+        await storage.put_file(key, path, content_type, move=True, sha256=digest)
+    return {"key": key, "filename": path.name, "size": size, "sha256": digest,
+            "content_type": content_type}  # fmt: skip
