@@ -231,7 +231,7 @@ async function showResult(jobId) {
     $("player").hidden = false;
   }
   if (result.transcript && result.transcript.text) {
-    $("transcript").textContent = result.transcript.text;
+    $("transcript").replaceChildren(...transcriptTurns(result.transcript));
     $("transcript").hidden = false;
   }
 }
@@ -298,3 +298,34 @@ document.addEventListener("DOMContentLoaded", () => {
   $("retry").addEventListener("click", () => act("retry"));
   refreshJobs();
 });
+
+// The transcript as speaker turns ("Name 00:12  text"), consecutive segments of one
+// speaker joined; without speakers, one block of text. Text only, never HTML.
+function transcriptTurns(doc) {
+  const names = new Map((doc.speakers || []).map((s) => [s.id, s.name]));
+  if (!names.size) {
+    const block = document.createElement("p");
+    block.textContent = doc.text;
+    return [block];
+  }
+  const turns = [];
+  for (const seg of doc.segments || []) {
+    const text = seg.text.trim();
+    if (!text) continue;
+    const last = turns[turns.length - 1];
+    if (last && last.speaker === seg.speaker) last.text += ` ${text}`;
+    else turns.push({ speaker: seg.speaker, start: seg.start, text });
+  }
+  return turns.map((turn) => {
+    const row = document.createElement("p");
+    row.className = "turn";
+    row.dataset.speaker = turn.speaker || "";
+    const who = document.createElement("strong");
+    who.textContent = names.get(turn.speaker) || turn.speaker || "Unknown";
+    const when = document.createElement("time");
+    const secs = Math.floor(turn.start);
+    when.textContent = ` ${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")} `;
+    row.append(who, when, document.createTextNode(turn.text));
+    return row;
+  });
+}
