@@ -111,3 +111,16 @@ def test_page_headers_and_assets(service: str) -> None:  # noqa: F811
         assert httpx.get(f"{service}{probe}").status_code == 404
     # The UI is not part of the API's contract.
     assert "/" not in httpx.get(f"{service}/openapi.json").json()["paths"]
+
+
+def test_transcript_shows_speaker_turns(page: Any, shared_media: Path) -> None:
+    expect = sync_api.expect
+    page.set_input_files("#file", str(shared_media / "stereo_diarization.wav"))
+    page.select_option("#speakers", "split")
+    page.click("#submit")
+    expect(page.locator("#detail-status")).to_have_text("done", timeout=180_000)
+    turns = page.locator("#transcript .turn")
+    expect(turns).to_have_count(2)
+    names = sorted(turns.nth(i).locator("strong").inner_text() for i in range(2))
+    assert names == ["Channel 1", "Channel 2"]
+    expect(page.locator("#transcript")).to_contain_text("The horizon seems extremely distant.")

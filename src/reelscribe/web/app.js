@@ -120,6 +120,13 @@ async function submitJob(event) {
     const end = parseTime($("end").value);
     if (start !== null) spec.start = start;
     if (end !== null) spec.end = end;
+    const speakers = $("speakers").value;
+    const count = $("num-speakers").value.trim();
+    if (speakers === "split") spec.options = { channels: "split" };
+    if (speakers === "detect") {
+      spec.options = { speakers: true };
+      if (count) spec.options.num_speakers = Number(count);
+    }
     if (file) {
       bar.hidden = false;
       bar.value = 0;
