@@ -9,14 +9,27 @@ stage adds its options here, once.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats import AssStyle, CueOptions, RenderOptions
 
 SPEAKER_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: One line of 1-100 characters, not only spaces.
+SPEAKER_NAME = r"^[^\r\n\t]*[^\s][^\r\n\t]*$"
+SpeakerId = Annotated[str, StringConstraints(pattern=SPEAKER_ID)]
+SpeakerName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SPEAKER_NAME)]
+SpeakerNames = dict[SpeakerId, SpeakerName]
 
 
 class SubtitleStyle(BaseModel):
@@ -71,7 +84,7 @@ class JobOptions(BaseModel):
         description="mix: one mono transcript; split: each audio channel is transcribed on "
         "its own as one speaker (phone calls, two-mic interviews).",
     )
-    speaker_names: dict[str, str] = Field(
+    speaker_names: SpeakerNames = Field(
         default_factory=dict,
         max_length=64,
         description='Display names by speaker id, e.g. {"SPEAKER_00": "Diane"}.',

@@ -4,12 +4,12 @@ exactly what is served (``response_model`` validates every answer against them).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reelscribe.backends.db import JobStatus
-from reelscribe.options import speaker_names
+from reelscribe.options import SpeakerName
 from reelscribe.service.auth import Scope
 from reelscribe.service.spec import JobSpec, PriorityName
 
@@ -137,14 +137,10 @@ class SpeakerRename(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    names: dict[str, str] = Field(
-        min_length=1, max_length=64, examples=[{"SPEAKER_00": "Diane", "SPEAKER_01": "Sheila"}]
+    # Ids are only checked against the job's speakers (400 for one it does not have).
+    names: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], SpeakerName] = (
+        Field(min_length=1, max_length=64, examples=[{"SPEAKER_00": "Diane"}])
     )
-
-    @field_validator("names")
-    @classmethod
-    def _valid(cls, value: dict[str, str]) -> dict[str, str]:
-        return speaker_names(value)
 
 
 class ApiKeyCreate(BaseModel):
