@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import delete, func, select
@@ -30,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
 from reelscribe.backends.queue import JobNotFoundError
 from reelscribe.errors import (
+    HostNotFoundError,
     InvalidInputError,
     NetworkError,
-    SourceNotFoundError,
     UnsupportedSourceError,
     UserError,
 )
@@ -47,6 +48,8 @@ INLINE_TRANSCRIPT_BYTES = 32 * 1024 * 1024
 #: Told to a caller refused for a full queue; workers drain it meanwhile.
 QUEUE_FULL_RETRY_AFTER = 30.0
 _HISTORY = 500  # step_finish events the estimates are drawn from
+#: Longest a submission waits for DNS before leaving the URL to the worker's check.
+RESOLVE_TIMEOUT = 5.0
 
 
 class JobStateError(UserError):
@@ -197,14 +200,23 @@ class JobService:
             await self._check_url(str(spec.webhook_url))
 
     async def _check_url(self, url: str) -> None:
-        """Early refusal of URLs the fetcher would refuse. A host that does not resolve
-        here passes: the worker's connect-time guard is the real gate (and may see
-        another DNS), and it fails the job with the precise reason."""
+        """Early refusal of URLs the fetcher would refuse: bad schemes, blocked or
+        scoped addresses, and host names that do not resolve (``host_not_found``),
+        except names ``allowed_networks`` lists, which may resolve only where the
+        workers run. Resolution runs in a thread, never on the event loop; a lookup
+        that fails for a transient reason or takes over :data:`RESOLVE_TIMEOUT`
+        passes, and the worker's connect-time guard, the real gate, decides."""
         guard = URLGuard(self.allowlist)
         try:
-            await anyio.to_thread.run_sync(guard.check_url, url)
-        except (SourceNotFoundError, NetworkError):
+            with anyio.fail_after(RESOLVE_TIMEOUT):
+                await anyio.to_thread.run_sync(guard.check_url, url, abandon_on_cancel=True)
+        except (NetworkError, TimeoutError):
             return
+        except HostNotFoundError:
+            host = (urlsplit(url).hostname or "").rstrip(".").lower()
+            if host in self.allowlist.hosts:
+                return
+            raise
         except (UnicodeError, ValueError) as exc:  # a host name IDNA cannot encode
             raise UnsupportedSourceError(f"invalid host in URL {url!r}") from exc
 

@@ -3,15 +3,23 @@ bypass, scoped IPv6 at submit, file permissions, upload deletion and pruning."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
+import pytest
 
+from reelscribe.errors import SourceTooSlowError, TooManyRedirectsError
+from reelscribe.media import ytdlp
+from reelscribe.pipeline.fetch import FetchOptions, fetch
 from tests.integration.api.conftest import ADMIN_SECRET, MEDIA_URL, Live, StartApi
 
 
@@ -162,3 +170,145 @@ def test_big_metadata_is_refused_without_echo(live: Live, admin: httpx.Client) -
     assert "soon" in response.text
     ok = admin.post("/api/jobs", json={"source": {"url": MEDIA_URL}, "metadata": {"a": "b" * 1024}})
     assert ok.status_code == 202, ok.text
+
+
+# --- sources: scoped and unresolvable hosts at submit, slow sources, redirect loops ------
+
+
+def test_scoped_ipv6_and_unresolvable_hosts_are_refused_at_submit(
+    live: Live, admin: httpx.Client
+) -> None:
+    for url in ("http://[fe80::1%25lo]/a.mp4", "http://[fe80::1%eth0]:8080/a.mp4"):
+        refused = admin.post("/api/jobs", json={"source": {"url": url}})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "blocked_url"
+        assert "scoped" in refused.json()["error"]["message"]
+    missing = admin.post("/api/jobs", json={"source": {"url": "https://nowhere.invalid/a.mp4"}})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "host_not_found"
+    hook = admin.post(
+        "/api/jobs",
+        json={"source": {"url": MEDIA_URL}, "webhook_url": "https://nowhere.invalid/hook"},
+    )
+    assert hook.json()["error"]["code"] == "host_not_found"
+    # A name REELSCRIBE_ALLOWED_NETWORKS lists is the workers' business (MEDIA_URL's host).
+    assert admin.post("/api/jobs", json={"source": {"url": MEDIA_URL}}).status_code == 202
+    assert admin.get("/api/jobs").json()["items"].__len__() == 1
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """/slow.mp4 trickles a byte every 0.2 s; /loop redirects to itself;
+    /slow.html is a page whose video is /slow.mp4 (yt-dlp's generic extractor)."""
+
+    protocol_version = "HTTP/1.1"
+    hits: ClassVar[dict[str, int]] = {}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        _Hostile.hits[path] = _Hostile.hits.get(path, 0) + 1
+        if path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path == "/slow.html":
+            page = b'<html><head><title>t</title></head><body><video src="/slow.mp4"></video>'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+        elif path == "/slow.mp4":
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(100000):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+        else:
+            self.send_error(404)
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    _Hostile.hits = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SLOW = {"min_rate": 1000.0, "rate_window": 1.0, "allowed_networks": ("127.0.0.1/32",)}
+
+
+@pytest.mark.parametrize("path", ["/slow.mp4", "/slow.html"])
+def test_a_trickling_source_is_cut_off(hostile_server: str, tmp_path: Path, path: str) -> None:
+    """Direct http (/slow.mp4) and yt-dlp (/slow.html) alike: the minimum rate rule
+    stops the download after its window, with a user-fault code and no file left."""
+    started = time.monotonic()
+    with pytest.raises(SourceTooSlowError) as caught:
+        fetch(hostile_server + path, tmp_path, FetchOptions(**SLOW))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 10
+    assert caught.value.code == "source_too_slow"
+    assert caught.value.user_fault
+    assert not caught.value.retryable
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_the_overall_deadline_holds_without_a_rate_rule(
+    hostile_server: str, tmp_path: Path
+) -> None:
+    options = FetchOptions(deadline=1.5, allowed_networks=("127.0.0.1/32",))
+    started = time.monotonic()
+    with pytest.raises(SourceTooSlowError, match="deadline"):
+        fetch(hostile_server + "/slow.mp4", tmp_path, options)
+    assert time.monotonic() - started < 5
+
+
+def test_a_redirect_loop_is_the_sources_fault(hostile_server: str, tmp_path: Path) -> None:
+    options = FetchOptions(allowed_networks=("127.0.0.1/32",))
+    with pytest.raises(TooManyRedirectsError) as caught:
+        fetch(hostile_server + "/loop", tmp_path, options)
+    assert caught.value.user_fault
+    assert not caught.value.retryable
+    error = ytdlp.translate_error(
+        Exception(
+            "HTTP Error 302: The HTTP server returned a redirect error that would lead to an "
+            "infinite loop."
+        ),
+        hostile_server + "/loop",
+    )
+    assert isinstance(error, TooManyRedirectsError)
+
+
+@pytest.mark.parametrize(("path", "code"), [("/slow.mp4", "source_too_slow"),
+                                            ("/loop", "too_many_redirects")])  # fmt: skip
+def test_slow_and_looping_sources_fail_the_job_at_once(
+    start_api: StartApi, hostile_server: str, path: str, code: str
+) -> None:
+    live = start_api(
+        allowed_networks=["127.0.0.1/32"],
+        min_download_bytes_per_second=1000.0,
+        min_download_window_seconds=1.0,
+    )
+    with live.client() as admin:
+        job = admin.post("/api/jobs", json={"source": {"url": hostile_server + path}}).json()
+        from reelscribe.worker import Worker
+
+        live.run(Worker(live.runtime).run(burst=True), timeout=60)
+        ended = admin.get(f"/api/jobs/{job['id']}").json()
+    assert ended["status"] == "failed", ended
+    assert ended["error"]["code"] == code
+    assert ended["attempts"] == 1
+    assert _Hostile.hits[path] <= (1 if path != "/loop" else 11)
