@@ -6,7 +6,8 @@ keeps blobs. What is allowed, and in which order it is checked, is decided here:
 * **create**: a repeated ``Idempotency-Key`` returns the first job (before any limit,
   so a client retrying after a lost response never gets 429 for a job it has); then
   the time range, the source (URL through the SSRF guard, or an upload the caller
-  owns and finished), the webhook URL, the caller's audio quota and the queue depth.
+  owns and finished), the webhook URL, the caller's audio quota (a job without an end
+  reserves what it may cost; see :mod:`reelscribe.service.auth`) and the queue depth.
 * a caller sees its own jobs; an admin sees every job; anything else is "not found".
 * results are shown as signed links; the JSON transcript is included inline.
 """
@@ -18,6 +19,7 @@ import contextlib
 import json
 import statistics
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,6 +137,9 @@ class JobService:
         self.allowlist = Allowlist.parse(runtime.settings.allowed_networks)
         self._reader = reader(runtime.engine)
         self._depth = QueueDepth(self.queued_count)
+        self._quota_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     # --- creating ---------------------------------------------------------------------
 
@@ -149,17 +154,25 @@ class JobService:
             return self._same_request(existing, document), False
         await self._check_limits(spec)
         await self._check_source(spec, caller)
-        await self.keys.check_quota(caller, job_audio_seconds(document, None))
-        await self._check_queue_depth()
-        row, created = await store.create(
-            document,
-            priority=Priority(spec.priority),
-            owner_key_id=caller.id,
-            idempotency_key=idempotency_key,
-        )
+        # One quota check and insert at a time per key in this process: two requests
+        # must not both spend the same remaining minutes.
+        lock = self._quota_locks.setdefault(caller.id or "", asyncio.Lock())
+        async with lock:
+            requested = job_audio_seconds(document, None) if spec.end is not None else None
+            reserved = await self.keys.check_quota(caller, requested)
+            await self._check_queue_depth()
+            row, created = await store.create(
+                document,
+                priority=Priority(spec.priority),
+                owner_key_id=caller.id,
+                idempotency_key=idempotency_key,
+                audio_reserved_seconds=reserved,
+            )
         if not created:  # a concurrent request with the same key won the insert
             return self._same_request(row, document), False
         self._depth.added()
+        if spec.source.upload_id is not None:
+            await self.uploads.touch(spec.source.upload_id)
         await self.runtime.queue.submitted(row.id, row.priority)
         return row, True
 

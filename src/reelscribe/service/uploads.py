@@ -14,6 +14,12 @@ Two ways in:
 
 Whatever arrived before a connection broke is kept: the offset only ever counts
 bytes that were written and synced, so a resumed upload never has a hole.
+
+Uploads go away by ``DELETE /api/uploads/{id}`` (refused with 409 ``upload_in_use``
+while a queued or running job names it) or, ``upload_retention_seconds`` after their
+last use (upload, or a job submitted with them), by the retention sweep, which skips
+uploads such jobs still need. The blob goes with the last upload row that names it
+(resumable uploads share content-addressed blobs).
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import anyio
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelscribe.backends.db import new_job_id, reader
+from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
@@ -56,6 +63,12 @@ class UploadNotFoundError(UserError):
 
 class UploadTooLargeError(UserError):
     code = "upload_too_large"
+
+
+class UploadInUseError(UserError):
+    """A queued or running job still needs the upload (HTTP 409)."""
+
+    code = "upload_in_use"
 
 
 class UploadStateError(UserError):
@@ -109,6 +122,10 @@ async def _limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[by
             raise UploadTooLargeError(f"upload larger than the limit of {limit} bytes")
         if chunk:
             yield chunk
+
+
+def _private_file(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _remove_older(folder: Path, max_age: float) -> int:
@@ -219,7 +236,7 @@ class UploadService:
         self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], room: int
     ) -> int:
         path = self.staging / upload_id
-        await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(self.staging).mkdir(mode=0o700, parents=True, exist_ok=True)
         staged = await anyio.Path(path).stat() if await anyio.Path(path).exists() else None
         if offset > (staged.st_size if staged else 0):
             # The staging file lost bytes the row counts (a cleaned folder, another
@@ -228,7 +245,7 @@ class UploadService:
             await self._rewind(upload_id, offset, have)
             raise UploadOffsetError(f"only {have} bytes are staged", offset=have)
         written = 0
-        async with await anyio.open_file(path, "ab") as out:
+        async with await anyio.open_file(path, "ab", opener=_private_file) as out:
             # Bytes past ``received`` were written by an attempt that never recorded
             # them (a crash between write and update): they are not trusted.
             await out.truncate(offset)
@@ -288,6 +305,78 @@ class UploadService:
         than the row counts and is told to resume from what is there (offset 0)."""
         limit = self.settings.upload_staging_seconds if max_age is None else max_age
         return await anyio.to_thread.run_sync(_remove_older, self.staging, limit)
+
+    # --- deleting -----------------------------------------------------------------------
+
+    async def touch(self, upload_id: str) -> None:
+        """Marks the upload used now: its retention counts from its last use."""
+        stmt = update(UploadRow).where(UploadRow.id == upload_id).values(updated_at=utcnow())
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def delete(self, upload_id: str, caller: ApiKey) -> None:
+        """Deletes the caller's upload (an admin's: any) and its bytes; refused while
+        a queued or running job needs it."""
+        row = await self.get(upload_id, caller)
+        if await self.in_use([upload_id]):
+            raise UploadInUseError(
+                f"upload {upload_id} is the source of a queued or running job: cancel or "
+                "wait for it first"
+            )
+        await self._remove(row)
+
+    async def in_use(self, upload_ids: list[str]) -> set[str]:
+        """Which of these uploads a queued or running job names as its source."""
+        named = JobRow.spec[("source", "upload_id")].as_string()
+        stmt = select(named).where(
+            JobRow.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING]), named.in_(upload_ids)
+        )
+        async with self._reader.connect() as conn:
+            return {str(v) for v in (await conn.execute(stmt)).scalars().all()}
+
+    async def _remove(self, row: UploadRow) -> None:
+        # The row first: a crash after it leaves an unreferenced blob, never a row
+        # whose bytes are gone.
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(delete(UploadRow).where(UploadRow.id == row.id))
+            shared = None
+            if row.storage_key is not None:
+                shared = (
+                    await conn.execute(
+                        select(UploadRow.id)
+                        .where(UploadRow.storage_key == row.storage_key)
+                        .limit(1)
+                    )
+                ).scalar()
+        self._complete.pop(row.id, None)
+        if row.storage_key is not None and shared is None:
+            await self.runtime.storage.delete(row.storage_key)
+        with contextlib.suppress(FileNotFoundError):
+            await anyio.Path(self.staging / row.id).unlink()
+
+    async def sweep_expired(self, max_age: float | None = None, *, limit: int = 500) -> int:
+        """Deletes up to ``limit`` uploads unused for ``max_age`` seconds
+        (``upload_retention_seconds``) that no queued or running job needs; returns
+        how many went."""
+        age = self.settings.upload_retention_seconds if max_age is None else max_age
+        cutoff = datetime.now(UTC) - timedelta(seconds=age)
+        stmt = (
+            select(UploadRow)
+            .where(UploadRow.state.in_([COMPLETE, OPEN]), UploadRow.updated_at < cutoff)
+            .order_by(UploadRow.updated_at)
+            .limit(limit)
+        )
+        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
+            rows = (await session.scalars(stmt)).all()
+        if not rows:
+            return 0
+        needed = await self.in_use([row.id for row in rows])
+        removed = 0
+        for row in rows:
+            if row.id not in needed:
+                await self._remove(row)
+                removed += 1
+        return removed
 
     # --- reading ----------------------------------------------------------------------
 
