@@ -54,6 +54,7 @@ from reelscribe.service.runtime import Runtime
 OPEN = "open"
 COMPLETE = "complete"
 _COMPLETE_CACHE = 4096  # complete uploads remembered per process
+_COMPLETE_SECONDS = 5.0  # ... for this long
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
@@ -148,9 +149,10 @@ class UploadService:
         # One appender per upload in this process; across processes the conditional
         # UPDATE of ``received`` keeps the row right (the staging file is per host).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Complete uploads never change (nothing deletes or rewrites them), so each
-        # submission that names one need not read it again. Bounded, oldest out first.
-        self._complete: OrderedDict[str, UploadRow] = OrderedDict()
+        # Complete uploads never change, but they may be deleted (here, by another
+        # process, or by retention): a submission that names one reuses a read made in
+        # the last _COMPLETE_SECONDS. Bounded, oldest out first.
+        self._complete: OrderedDict[str, tuple[UploadRow, float]] = OrderedDict()
 
     # --- streamed -----------------------------------------------------------------
 
@@ -394,16 +396,17 @@ class UploadService:
         return row
 
     async def _find(self, upload_id: str) -> UploadRow | None:
-        row = self._complete.get(upload_id)
-        if row is not None:
+        cached = self._complete.get(upload_id)
+        if cached is not None and time.monotonic() - cached[1] < _COMPLETE_SECONDS:
             self._complete.move_to_end(upload_id)
-            return row
+            return cached[0]
         async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
             row = (
                 await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
             ).one_or_none()
+        self._complete.pop(upload_id, None)
         if row is not None and row.state == COMPLETE:
-            self._complete[upload_id] = row
+            self._complete[upload_id] = (row, time.monotonic())
             if len(self._complete) > _COMPLETE_CACHE:
                 self._complete.popitem(last=False)
         return row
