@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from reelscribe.backends.db import JobRow
 from reelscribe.errors import SourceTooSlowError, TooManyRedirectsError
 from reelscribe.media import ytdlp
 from reelscribe.pipeline.fetch import FetchOptions, fetch
@@ -312,3 +314,22 @@ def test_slow_and_looping_sources_fail_the_job_at_once(
     assert ended["error"]["code"] == code
     assert ended["attempts"] == 1
     assert _Hostile.hits[path] <= (1 if path != "/loop" else 11)
+
+
+def test_jobs_stored_before_the_metadata_limits_are_listed_cut_down(
+    live: Live, admin: httpx.Client
+) -> None:
+    job = admin.post("/api/jobs", json={"source": {"url": MEDIA_URL}}).json()
+    legacy = {"note": "z" * 2_000_000, "ok": "yes", "k" * 100: "dropped"}
+
+    async def store_legacy() -> None:
+        async with live.runtime.engine.begin() as conn:
+            spec = {**job["spec"], "metadata": legacy}
+            await conn.execute(update(JobRow).where(JobRow.id == job["id"]).values(spec=spec))
+
+    live.run(store_legacy())
+    listed = admin.get("/api/jobs")
+    assert listed.status_code == 200
+    assert len(listed.content) < 10_000
+    metadata = listed.json()["items"][0]["spec"]["metadata"]
+    assert metadata == {"note": "z" * 1024, "ok": "yes"}
