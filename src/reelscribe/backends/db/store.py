@@ -201,6 +201,9 @@ class JobStore:
                 or_(JobRow.status != JobStatus.EXPIRED, JobRow.result.is_(None)),
             )
             .limit(limit)
+            # PostgreSQL: a job being retried right now is left for the next sweep, and
+            # a retry that comes during the batch waits and then finds it gone.
+            .with_for_update(skip_locked=True)
         )
         async with self.engine.begin() as conn:
             ids = list((await conn.execute(pick)).scalars().all())
