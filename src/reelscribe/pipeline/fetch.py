@@ -300,6 +300,10 @@ def _fetch_http(
             # A redirect to something that is not a URL we can fetch: the source's fault.
             raise UnsupportedSourceError(f"fetching {url} failed: {exc}") from exc
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.RemoteProtocolError) and str(exc).startswith(
+                "Invalid URL in location header"  # httpx's words for a broken redirect
+            ):
+                raise UnsupportedSourceError(f"fetching {url} failed: {exc}") from exc
             raise NetworkError(f"fetching {url} failed: {exc}") from exc
     result = FetchResult(path=path, source=url, kind="http", title=path.stem)
     _store(cache, _http_key(url), result)

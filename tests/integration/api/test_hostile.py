@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import update
 
 from reelscribe.backends.db import JobRow
-from reelscribe.errors import SourceTooSlowError, TooManyRedirectsError
+from reelscribe.errors import SourceError, SourceTooSlowError, TooManyRedirectsError
 from reelscribe.media import ytdlp
 from reelscribe.pipeline.fetch import FetchOptions, fetch
 from tests.integration.api.conftest import ADMIN_SECRET, MEDIA_URL, Live, StartApi
@@ -215,9 +215,9 @@ class _Hostile(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
         _Hostile.hits[path] = _Hostile.hits.get(path, 0) + 1
-        if path == "/loop":
+        if path in ("/loop", "/nowhere"):
             self.send_response(302)
-            self.send_header("Location", "/loop")
+            self.send_header("Location", "/loop" if path == "/loop" else "http://[::1/x")
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif path == "/slow.html":
@@ -296,6 +296,16 @@ def test_a_redirect_loop_is_the_sources_fault(hostile_server: str, tmp_path: Pat
         hostile_server + "/loop",
     )
     assert isinstance(error, TooManyRedirectsError)
+
+
+def test_a_redirect_to_an_invalid_url_is_the_sources_fault(
+    hostile_server: str, tmp_path: Path
+) -> None:
+    options = FetchOptions(allowed_networks=("127.0.0.1/32",))
+    with pytest.raises(SourceError) as caught:
+        fetch(hostile_server + "/nowhere", tmp_path, options)
+    assert not caught.value.retryable
+    assert caught.value.code in ("unsupported_source", "blocked_url")
 
 
 @pytest.mark.parametrize(("path", "code"), [("/slow.mp4", "source_too_slow"),
