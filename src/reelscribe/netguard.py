@@ -351,13 +351,24 @@ class Pace:
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._total = 0
         self._sockets: list[socket.socket] = []
+        self._closed = False
         self._lock = threading.Lock()
         self.error: SourceTooSlowError | None = None
 
     def register(self, sock: socket.socket) -> None:
+        """Keeps a duplicate descriptor of ``sock`` to cut it with: TLS wraps (and
+        detaches) the socket object the guard made, but shutting down any descriptor
+        of a socket shuts the socket down. The duplicates are closed by :meth:`close`
+        (so a connection closed meanwhile only really closes then)."""
+        try:
+            duplicate = sock.dup()
+        except OSError:
+            return
         with self._lock:
-            self._sockets = [s for s in self._sockets if s.fileno() != -1]
-            self._sockets.append(sock)
+            if self._closed:
+                duplicate.close()
+                return
+            self._sockets.append(duplicate)
         if self.error is not None:
             self._cut()
 
@@ -405,14 +416,22 @@ class Pace:
 
     def _cut(self) -> None:
         with self._lock:
-            sockets, self._sockets = self._sockets, []
+            sockets = list(self._sockets)
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def close(self) -> None:
+        """Lets go of the registered connections (the end of the fetch)."""
+        with self._lock:
+            sockets, self._sockets, self._closed = self._sockets, [], True
+        for sock in sockets:
+            sock.close()
+
     @contextlib.contextmanager
     def watch(self, interval: float = 0.5) -> Iterator[Pace]:
-        """Runs the watchdog thread for the duration of the ``with`` block."""
+        """Runs the watchdog thread for the duration of the ``with`` block, then
+        :meth:`close`."""
         stop = threading.Event()
 
         def loop() -> None:
@@ -429,3 +448,4 @@ class Pace:
         finally:
             stop.set()
             thread.join()
+            self.close()

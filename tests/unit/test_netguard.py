@@ -237,15 +237,24 @@ def test_pace_enforces_the_deadline_and_the_minimum_rate() -> None:
         late.received(1)
 
 
-def test_pace_cuts_registered_sockets() -> None:
+def test_pace_cuts_registered_sockets_even_once_wrapped() -> None:
     left, right = socket.socketpair()
     with left, right:
         pace = Pace(deadline=0.0)
         pace.register(left)
-        with pytest.raises(SourceTooSlowError):
-            pace.check()
-        assert left.recv(1) == b""  # shut down: a blocked read returns at once
-        late, other = socket.socketpair()
-        with late, other:
-            pace.register(late)  # a reconnect after the verdict is cut at once too
-            assert late.recv(1) == b""
+        # What ssl.wrap_socket does: the guard's socket object is detached and its
+        # descriptor lives on in another object.
+        wrapped = socket.socket(left.family, left.type, fileno=left.detach())
+        with wrapped:
+            with pytest.raises(SourceTooSlowError):
+                pace.check()
+            assert wrapped.recv(1) == b""  # shut down: a blocked read returns at once
+            late, other = socket.socketpair()
+            with late, other:
+                pace.register(late)  # a reconnect after the verdict is cut at once too
+                assert late.recv(1) == b""
+        pace.close()
+        after, peer = socket.socketpair()
+        with after, peer:
+            pace.register(after)  # after close(): nothing is kept
+            assert pace._sockets == []

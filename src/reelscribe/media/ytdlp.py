@@ -441,7 +441,10 @@ class YtdlpSession:
             end = section.end if section.end is not None else math.inf
             params["download_ranges"] = download_range_func(None, [(section.start, end)])
             params["force_keyframes_at_cuts"] = exact
-            params["external_downloader_args"] = {"ffmpeg_i": list(_FFMPEG_CUT_ARGS)}
+            # ffmpeg connects by itself, out of the pace's reach: bound each read at
+            # least (microseconds), as yt-dlp's socket_timeout does for its own reads.
+            rw_timeout = ["-rw_timeout", str(int(params["socket_timeout"] * 1_000_000))]
+            params["external_downloader_args"] = {"ffmpeg_i": [*_FFMPEG_CUT_ARGS, *rw_timeout]}
         if self._pace is not None:
             self._pace.start_rate()
         try:
