@@ -34,6 +34,7 @@ def new_key(admin: httpx.Client, **limits: float) -> str:
 # --- quotas -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_a_whole_file_job_reserves_the_rest_of_the_quota(live: Live, admin: httpx.Client) -> None:
     """A key of 0.05 audio minutes (3 s) a day: the first whole-file job is admitted
     and reserves the 3 s; the second is refused at once, before anything ran."""
@@ -105,6 +106,7 @@ def _blob_exists(live: Live, upload_id: str) -> bool:
     return live.run(live.runtime.storage.exists(storage_key))
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_delete_an_upload(live: Live, admin: httpx.Client) -> None:
     owner = new_key(admin)
     with live.client(owner) as client, live.client(new_key(admin)) as other:
@@ -152,6 +154,7 @@ def test_uploads_sharing_a_blob_keep_it_until_the_last_goes(
     assert not live.run(live.runtime.storage.exists(f"sha256/{ids[1]}"))
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_unused_uploads_expire(live: Live, admin: httpx.Client) -> None:
     old, needed, fresh = (_upload(admin, os.urandom(100)) for _ in range(3))
     admin.post("/api/jobs", json={"source": {"upload_id": needed["id"]}})
