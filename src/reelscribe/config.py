@@ -79,6 +79,18 @@ class Settings(BaseSettings):
         4 * 3600.0, gt=0, description="Longest source duration accepted (seconds)."
     )
     http_timeout: float = Field(30.0, gt=0, description="Network timeout per read (seconds).")
+    download_deadline_seconds: float = Field(
+        3600.0, gt=0, description="Longest a source's download may take in all (seconds)."
+    )
+    min_download_bytes_per_second: float = Field(
+        16 * 1024.0,
+        ge=0,
+        description="Slowest download accepted, averaged over min_download_window_seconds; "
+        "0 turns the rule off.",
+    )
+    min_download_window_seconds: float = Field(
+        30.0, gt=0, description="Window (seconds) the minimum download rate is measured over."
+    )
     allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated CIDRs or host names exempt from the SSRF guard "
@@ -134,6 +146,9 @@ class Settings(BaseSettings):
         None, description="An admin API key created at start-up (hashed at rest)."
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest upload accepted.")
+    max_json_bytes: int = Field(
+        256 * 1024, gt=0, le=16 * 1024**2, description="Largest JSON request body accepted."
+    )
     max_clip_seconds: float = Field(
         3 * 3600.0, gt=0, description="Longest time range a job may ask for (seconds)."
     )
@@ -148,6 +163,18 @@ class Settings(BaseSettings):
         gt=0,
         description="A resumable upload that receives nothing for this long loses its "
         "staged bytes (it can start again from offset 0).",
+    )
+    upload_retention_seconds: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="A complete upload no queued or running job needs is deleted this long "
+        "after it was last used.",
+    )
+    prune_after_seconds: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="An ended job (expired, failed or cancelled) is deleted with its events "
+        "this long after it ended.",
     )
     link_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of signed download links.")
     rate_limit_per_minute: int = Field(

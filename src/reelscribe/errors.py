@@ -10,8 +10,11 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   │   ├── UnsupportedSourceError   scheme or kind we do not handle       "unsupported_source"
     │   │   ├── BlockedURLError          SSRF guard refused the target         "blocked_url"
     │   │   ├── SourceNotFoundError      404, missing file, removed video      "source_not_found"
+    │   │   │   └── HostNotFoundError    the URL's host does not resolve       "host_not_found"
     │   │   ├── SourceTooLargeError      over the size or duration limit       "source_too_large"
-    │   │   └── AuthRequiredError        login, bot check or 403: needs cookies "auth_required"
+    │   │   ├── AuthRequiredError        login, bot check or 403: needs cookies "auth_required"
+    │   │   ├── SourceTooSlowError       past the download deadline or too slow "source_too_slow"
+    │   │   └── TooManyRedirectsError    a redirect loop or chain too long     "too_many_redirects"
     │   ├── MediaError                   corrupt media, no usable stream       "media_error"
     │   ├── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
     │   └── ExtraNotInstalledError       an optional extra is missing          "extra_not_installed"
@@ -76,6 +79,21 @@ class SourceTooLargeError(SourceError):
 
 class AuthRequiredError(SourceError):
     code = "auth_required"
+
+
+class HostNotFoundError(SourceNotFoundError):
+    code = "host_not_found"
+
+
+class SourceTooSlowError(SourceError):
+    """The download passed ``download_deadline_seconds`` or fell below
+    ``min_download_bytes_per_second``: a source that trickles would hold a worker."""
+
+    code = "source_too_slow"
+
+
+class TooManyRedirectsError(SourceError):
+    code = "too_many_redirects"
 
 
 class MediaError(UserError):

@@ -18,9 +18,13 @@ some appliance does not expose instance credentials.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +34,10 @@ import httpx
 
 from reelscribe.errors import (
     BlockedURLError,
+    HostNotFoundError,
     InvalidInputError,
     NetworkError,
-    SourceNotFoundError,
+    SourceTooSlowError,
     UnsupportedSourceError,
 )
 
@@ -161,6 +166,9 @@ class URLGuard:
         self.allowlist = allowlist or Allowlist()
         self._resolver = resolver
         self.refusals: list[BlockedURLError] = []
+        #: Set by the fetcher: every connection made through the guard is registered
+        #: with it, so it can cut them when the download is too slow.
+        self.pace: Pace | None = None
 
     @classmethod
     def from_entries(cls, entries: Iterable[str]) -> URLGuard:
@@ -191,6 +199,9 @@ class URLGuard:
         host = _normalize_host(parts.hostname or "")
         if not host:
             raise UnsupportedSourceError(f"URL {url!r} has no host")
+        if "%" in host:
+            # fe80::1%lo names an interface of the machine that fetches: never a source.
+            raise self._refuse(url, "a scoped IPv6 address (with a zone id) is never fetched")
         self.resolve(host, port or (443 if scheme == "https" else 80), target=url)
 
     def resolve(self, host: str, port: int, *, target: str | None = None) -> list[tuple[Any, ...]]:
@@ -200,6 +211,8 @@ class URLGuard:
         name = _normalize_host(host)
         if name in METADATA_HOSTS and name not in self.allowlist.hosts:
             raise self._refuse(target, f"{name} is a cloud metadata host")
+        if "%" in name:
+            raise self._refuse(target, "a scoped IPv6 address (with a zone id) is never fetched")
         literal = _parse_ip(name)
         try:
             infos = self._resolver(name, port, 0, socket.SOCK_STREAM)
@@ -207,10 +220,10 @@ class URLGuard:
             raise UnsupportedSourceError(f"cannot fetch {target}: invalid host name") from exc
         except socket.gaierror as exc:
             if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-                raise SourceNotFoundError(f"cannot fetch {target}: host {name} not found") from exc
+                raise HostNotFoundError(f"cannot fetch {target}: host {name} not found") from exc
             raise NetworkError(f"cannot fetch {target}: resolving {name} failed: {exc}") from exc
         if not infos:
-            raise SourceNotFoundError(f"cannot fetch {target}: host {name} has no address")
+            raise HostNotFoundError(f"cannot fetch {target}: host {name} has no address")
         for info in infos:
             ip = ipaddress.ip_address(info[4][0])
             reason = blocked_reason(ip)
@@ -243,6 +256,8 @@ class URLGuard:
                 sock.close()
                 error = exc
                 continue
+            if self.pace is not None:
+                self.pace.register(sock)
             return sock
         raise error or OSError(f"cannot connect to {host}:{port}")
 
@@ -266,11 +281,17 @@ class GuardedBackend(httpcore.SyncBackend):
             try:
                 # Connect to the address just checked, never to the name: a second
                 # lookup could answer differently. TLS still uses the URL's host name.
-                return super().connect_tcp(
+                stream = super().connect_tcp(
                     sockaddr[0], port, timeout, local_address, socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
+                continue
+            if self._guard.pace is not None:
+                sock = stream.get_extra_info("socket")
+                if isinstance(sock, socket.socket):
+                    self._guard.pace.register(sock)
+            return stream
         assert error is not None  # resolve() never returns an empty list
         raise error
 
@@ -298,3 +319,133 @@ def guarded_transport(guard: URLGuard, *, verify: bool = True) -> httpx.HTTPTran
         network_backend=GuardedBackend(guard),
     )
     return transport
+
+
+class Pace:
+    """An overall deadline and a minimum rate for one download.
+
+    A source that sends a byte every few seconds never trips a per-read timeout, yet
+    holds a worker for hours. The fetcher reports the bytes it receives
+    (:meth:`received`); a watchdog thread (:meth:`watch`) checks twice a second that
+    the deadline has not passed and that, once the first ``window`` seconds are over,
+    at least ``min_rate * window`` bytes came in the last ``window`` seconds. When
+    either rule is broken it keeps the error (:attr:`error`) and shuts down every
+    socket registered with it (the guard registers each one it connects), so a read
+    blocked on the source returns at once and the fetcher raises :attr:`error`.
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline: float,
+        min_rate: float = 0.0,
+        window: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deadline = deadline
+        self.min_rate = min_rate
+        self.window = window
+        self._clock = clock
+        self._started = clock()
+        self._rate_from: float | None = None
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._total = 0
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self.error: SourceTooSlowError | None = None
+
+    def register(self, sock: socket.socket) -> None:
+        """Keeps a duplicate descriptor of ``sock`` to cut it with: TLS wraps (and
+        detaches) the socket object the guard made, but shutting down any descriptor
+        of a socket shuts the socket down. The duplicates are closed by :meth:`close`
+        (so a connection closed meanwhile only really closes then)."""
+        try:
+            duplicate = sock.dup()
+        except OSError:
+            return
+        with self._lock:
+            if self._closed:
+                duplicate.close()
+                return
+            self._sockets.append(duplicate)
+        if self.error is not None:
+            self._cut()
+
+    def start_rate(self) -> None:
+        """Starts the minimum-rate rule (the body is arriving from now on)."""
+        with self._lock:
+            if self._rate_from is None:
+                now = self._clock()
+                self._rate_from = now
+                self._samples.append((now, self._total))
+
+    def received(self, count: int) -> None:
+        with self._lock:
+            self._total += count
+            self._samples.append((self._clock(), self._total))
+        self.check()
+
+    def check(self) -> None:
+        """Raises :attr:`error` (and cuts the connections) once a rule is broken."""
+        if self.error is None:
+            self.error = self._broken()
+            if self.error is not None:
+                self._cut()
+        if self.error is not None:
+            raise self.error
+
+    def _broken(self) -> SourceTooSlowError | None:
+        now = self._clock()
+        if now - self._started > self.deadline:
+            return SourceTooSlowError(
+                f"the download took longer than the {self.deadline:g} s deadline"
+            )
+        with self._lock:
+            if self.min_rate <= 0 or self._rate_from is None or now - self._rate_from < self.window:
+                return None
+            while len(self._samples) > 1 and self._samples[1][0] <= now - self.window:
+                self._samples.popleft()
+            got = self._total - self._samples[0][1]
+        if got < self.min_rate * self.window:
+            return SourceTooSlowError(
+                f"the source sent {got} bytes in {self.window:g} s, slower than the minimum "
+                f"of {self.min_rate:g} bytes/s"
+            )
+        return None
+
+    def _cut(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Lets go of the registered connections (the end of the fetch)."""
+        with self._lock:
+            sockets, self._sockets, self._closed = self._sockets, [], True
+        for sock in sockets:
+            sock.close()
+
+    @contextlib.contextmanager
+    def watch(self, interval: float = 0.5) -> Iterator[Pace]:
+        """Runs the watchdog thread for the duration of the ``with`` block, then
+        :meth:`close`."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                with contextlib.suppress(SourceTooSlowError):
+                    self.check()
+                if self.error is not None:
+                    return
+
+        thread = threading.Thread(target=loop, name="reelscribe-pace", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.close()

@@ -16,10 +16,11 @@ from reelscribe.errors import (
     BlockedURLError,
     InvalidInputError,
     SourceNotFoundError,
+    SourceTooSlowError,
     UnsupportedSourceError,
 )
 from reelscribe.media.ytdlp import GuardedYoutubeDL, GuardRefusal
-from reelscribe.netguard import Allowlist, URLGuard, guarded_transport
+from reelscribe.netguard import Allowlist, Pace, URLGuard, guarded_transport
 from tests.rangeserver import RangeServer
 
 PUBLIC_IP = "93.184.215.14"
@@ -183,3 +184,77 @@ def test_unencodable_host_name_is_a_clear_error() -> None:
 
     with pytest.raises(UnsupportedSourceError, match="invalid host name"):
         URLGuard().check_url("http://" + "a" * 70 + ".example.com/x.mp4")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[fe80::1%25lo]/a.mp4", "http://[fe80::1%eth0]/", "https://[2606:4700::1%251]/"]
+)
+def test_scoped_ipv6_addresses_are_refused_before_any_lookup(url: str) -> None:
+    def resolver(*args: Any) -> Sequence[tuple[Any, ...]]:
+        raise AssertionError("no lookup for a scoped address")
+
+    with pytest.raises(BlockedURLError, match="scoped IPv6"):
+        URLGuard(resolver=resolver).check_url(url)
+
+
+def test_a_host_that_does_not_resolve_is_host_not_found() -> None:
+    def resolver(*args: Any) -> Sequence[tuple[Any, ...]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(SourceNotFoundError) as caught:
+        URLGuard(resolver=resolver).check_url("https://nowhere.invalid/a.mp4")
+    assert caught.value.code == "host_not_found"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pace_enforces_the_deadline_and_the_minimum_rate() -> None:
+    clock = _Clock()
+    pace = Pace(deadline=100.0, min_rate=1000.0, window=10.0, clock=clock)
+    pace.received(50)  # before the body: no rate rule yet
+    clock.now = 20.0
+    pace.check()
+    pace.start_rate()
+    for _ in range(10):  # 2,000 bytes/s for 10 s
+        clock.now += 1.0
+        pace.received(2000)
+    clock.now += 5.0  # 5 s of silence: 10,000 bytes in the last 10 s, just enough
+    pace.check()
+    clock.now += 1.0  # 8,000 in the last 10 s
+    with pytest.raises(SourceTooSlowError, match="slower than the minimum"):
+        pace.check()
+    assert pace.error is not None
+
+    late = Pace(deadline=30.0, clock=clock)
+    clock.now += 31.0
+    with pytest.raises(SourceTooSlowError, match="deadline"):
+        late.received(1)
+
+
+def test_pace_cuts_registered_sockets_even_once_wrapped() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        pace = Pace(deadline=0.0)
+        pace.register(left)
+        # What ssl.wrap_socket does: the guard's socket object is detached and its
+        # descriptor lives on in another object.
+        wrapped = socket.socket(left.family, left.type, fileno=left.detach())
+        with wrapped:
+            with pytest.raises(SourceTooSlowError):
+                pace.check()
+            assert wrapped.recv(1) == b""  # shut down: a blocked read returns at once
+            late, other = socket.socketpair()
+            with late, other:
+                pace.register(late)  # a reconnect after the verdict is cut at once too
+                assert late.recv(1) == b""
+        pace.close()
+        after, peer = socket.socketpair()
+        with after, peer:
+            pace.register(after)  # after close(): nothing is kept
+            assert pace._sockets == []

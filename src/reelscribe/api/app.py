@@ -12,7 +12,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from reelscribe import __version__
-from reelscribe.api import blobs, errors, events, health, jobs, keys, openapi, ui, uploads
+from reelscribe.api import (
+    blobs,
+    errors,
+    events,
+    health,
+    jobs,
+    keys,
+    limits,
+    openapi,
+    ui,
+    uploads,
+)
 from reelscribe.api.accesslog import AccessLog
 from reelscribe.api.deps import Services
 from reelscribe.service.runtime import Runtime
@@ -39,5 +50,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
+    limits.install(app, max_json_bytes=runtime.settings.max_json_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -3,7 +3,7 @@ webhook deliveries. Server-Sent Events live in :mod:`reelscribe.api.events`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
@@ -24,7 +24,13 @@ from reelscribe.api.schemas import (
 )
 from reelscribe.backends.db import JobRow, JobStatus
 from reelscribe.service.runtime import Runtime
-from reelscribe.service.spec import JobSpec
+from reelscribe.service.spec import (
+    METADATA_MAX_BYTES,
+    METADATA_MAX_KEY_CHARS,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_VALUE_CHARS,
+    JobSpec,
+)
 from reelscribe.service.webhooks import list_deliveries
 
 router = APIRouter(
@@ -36,6 +42,31 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job id
 def base_url(runtime: Runtime, request: Request) -> str:
     """Where clients reach us: the configured public URL, else the request's own."""
     return (runtime.settings.public_base_url or str(request.base_url)).rstrip("/")
+
+
+def _within_limits(spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with its metadata cut to today's limits: jobs stored before
+    there were limits may hold megabytes of it, which must neither fail validation
+    (a 500 on every listing) nor be sent back whole."""
+    metadata = spec.get("metadata")
+    if not isinstance(metadata, dict):
+        return spec
+    kept: dict[str, str] = {}
+    total = 0
+    for key, value in metadata.items():
+        if len(kept) == METADATA_MAX_KEYS:
+            break
+        if not isinstance(key, str) or not 1 <= len(key) <= METADATA_MAX_KEY_CHARS:
+            continue
+        value = str(value)[:METADATA_MAX_VALUE_CHARS]
+        size = len(key.encode("utf-8", "surrogatepass")) + len(
+            value.encode("utf-8", "surrogatepass")
+        )
+        if total + size > METADATA_MAX_BYTES:
+            break
+        kept[key] = value
+        total += size
+    return spec if kept == metadata else {**spec, "metadata": kept}
 
 
 def job_public(row: JobRow, base: str) -> JobPublic:
@@ -59,7 +90,7 @@ def job_public(row: JobRow, base: str) -> JobPublic:
         started_at=row.started_at,
         finished_at=row.finished_at,
         expires_at=row.expires_at,
-        spec=JobSpec.model_validate(row.spec),
+        spec=JobSpec.model_validate(_within_limits(row.spec)),
         links=JobLinks(
             self_=url,
             events=f"{url}/events",

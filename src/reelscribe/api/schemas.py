@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from reelscribe.backends.db import JobStatus
 from reelscribe.options import SpeakerName
@@ -150,6 +150,14 @@ class ApiKeyCreate(BaseModel):
     scopes: list[Scope] = Field(min_length=1)
     rate_limit_per_minute: int | None = Field(None, ge=1, le=1_000_000)
     quota_audio_minutes_per_day: float | None = Field(None, gt=0, le=1e9)
+
+    @field_validator("rate_limit_per_minute", "quota_audio_minutes_per_day", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # Lax mode would take JSON true as 1; the schema says number.
+        if isinstance(value, bool):
+            raise ValueError("a number is required, not a boolean")
+        return value
 
 
 class ApiKeyPublic(BaseModel):

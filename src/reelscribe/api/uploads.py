@@ -11,9 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from reelscribe.api.deps import ReadKey, SubmitKey, UploadsDep
-from reelscribe.api.errors import error_responses
+from reelscribe.api.errors import error_response, error_responses
 from reelscribe.api.schemas import ResumableCreate, UploadPublic
 from reelscribe.backends.db.schema import UploadRow
+from reelscribe.service.uploads import UploadInUseError
 
 router = APIRouter(
     prefix="/api/uploads", tags=["uploads"], responses=error_responses(400, 401, 403, 422, 429)
@@ -134,3 +135,18 @@ async def get_upload(
     row = await uploads.get(upload_id, key)
     response.headers.update(_offset_headers(row))
     return upload_public(row)
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    summary="Delete an upload and its bytes (409 while a queued or running job needs it)",
+    responses=error_responses(404, 409),
+)
+async def delete_upload(upload_id: UploadId, key: SubmitKey, uploads: UploadsDep) -> Response:
+    try:
+        await uploads.delete(upload_id, key)
+    except UploadInUseError as exc:
+        # Until api.errors maps "upload_in_use" to 409 itself.
+        return error_response(409, exc.code, exc.message)
+    return Response(status_code=204)

@@ -62,11 +62,12 @@ from reelscribe.errors import (
     SourceError,
     SourceNotFoundError,
     SourceTooLargeError,
+    TooManyRedirectsError,
     UnsupportedSourceError,
 )
 from reelscribe.media.ffmpeg import ffmpeg_exe
 from reelscribe.models import TimeRange
-from reelscribe.netguard import URLGuard
+from reelscribe.netguard import Pace, URLGuard
 from reelscribe.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -340,8 +341,11 @@ class YtdlpSession:
         max_bytes: int,
         cookies: Path | None = None,
         progress: ProgressCallback | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self._guard = guard
+        self._pace = pace
+        self._seen: dict[str, int] = {}  # bytes reported per file, for the pace
         self._workdir = workdir
         self._max_bytes = max_bytes
         self._progress = progress
@@ -437,7 +441,12 @@ class YtdlpSession:
             end = section.end if section.end is not None else math.inf
             params["download_ranges"] = download_range_func(None, [(section.start, end)])
             params["force_keyframes_at_cuts"] = exact
-            params["external_downloader_args"] = {"ffmpeg_i": list(_FFMPEG_CUT_ARGS)}
+            # ffmpeg connects by itself, out of the pace's reach: bound each read at
+            # least (microseconds), as yt-dlp's socket_timeout does for its own reads.
+            rw_timeout = ["-rw_timeout", str(int(params["socket_timeout"] * 1_000_000))]
+            params["external_downloader_args"] = {"ffmpeg_i": [*_FFMPEG_CUT_ARGS, *rw_timeout]}
+        if self._pace is not None:
+            self._pace.start_rate()
         try:
             result = self._ydl.process_ie_result(info, download=True)
         except Exception as exc:  # translated, as in extract()
@@ -448,6 +457,8 @@ class YtdlpSession:
             params["external_downloader_args"] = {"ffmpeg_i": list(_FFMPEG_NO_NETWORK_ARGS)}
         if self._too_large is not None:
             raise self._too_large
+        if self._pace is not None:
+            self._pace.check()
         path = _downloaded_file(result, self._workdir)
         if path is None:
             if any("max-filesize" in line for line in self._logger.lines):
@@ -495,6 +506,11 @@ class YtdlpSession:
                 f"download stopped at {done} bytes: over the {self._max_bytes}-byte limit"
             )
             raise self._too_large
+        if self._pace is not None:
+            name = str(status.get("tmpfilename") or status.get("filename") or "")
+            delta = done - self._seen.get(name, 0)
+            self._seen[name] = done
+            self._pace.received(max(0, delta))  # raises once too slow; yt-dlp wraps it
         fraction = done / total if total else None
         report(self._progress, "fetch", fraction, "downloading", eta=_float(status.get("eta")))
 
@@ -502,6 +518,8 @@ class YtdlpSession:
         return next((ln for ln in reversed(self._logger.lines) if "ERROR" in ln), "no output")
 
     def _translate(self, exc: BaseException, url: str) -> ReelscribeError:
+        if self._pace is not None and self._pace.error is not None:
+            return self._pace.error
         if self._too_large is not None:
             return self._too_large
         if self._guard.refusals:
@@ -550,6 +568,9 @@ _NOT_FOUND_PATTERNS = re.compile(
     r"no longer available|not found|http error 404|http error 410",
     re.IGNORECASE,
 )
+_REDIRECT_PATTERNS = re.compile(
+    r"redirect error that would lead to an infinite loop|too many redirects", re.IGNORECASE
+)
 _NETWORK_PATTERNS = re.compile(
     r"timed out|connection|network|temporary failure|name or service not known|"
     r"getaddrinfo|unreachable|reset by peer|http error 5\d\d|http error 429|incomplete",
@@ -592,6 +613,9 @@ def translate_error(exc: BaseException, url: str) -> ReelscribeError:
             return inner
     message = _clean(str(exc)) or type(exc).__name__
     status = next((e.status for e in chain if isinstance(e, YtdlpHTTPError)), None)
+    if (status is not None and 300 <= status < 400) or _REDIRECT_PATTERNS.search(message):
+        # urllib gives up on a redirect loop (or a chain over 10) with the last 3xx.
+        return TooManyRedirectsError(f"fetching {url} failed: {message}")
     if status in (401, 403) or _AUTH_PATTERNS.search(message):
         return AuthRequiredError(f"{url} requires signing in ({message}): {COOKIES_HINT}")
     if "requested format is not available" in message.lower():

@@ -39,11 +39,12 @@ from reelscribe.errors import (
     SourceError,
     SourceNotFoundError,
     SourceTooLargeError,
+    TooManyRedirectsError,
     UnsupportedSourceError,
 )
 from reelscribe.media import ytdlp
 from reelscribe.models import TimeRange
-from reelscribe.netguard import URLGuard, guarded_transport
+from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.cache import DownloadCache, cache_key
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
@@ -76,6 +77,11 @@ class FetchOptions:
     max_bytes: int = 4 * 1024**3
     max_duration: float = 4 * 3600.0
     timeout: float = 30.0
+    #: The whole download's deadline, and the slowest rate accepted over ``rate_window``
+    #: seconds (0: no minimum); see :class:`reelscribe.netguard.Pace`.
+    deadline: float = 3600.0
+    min_rate: float = 0.0
+    rate_window: float = 30.0
     allowed_networks: tuple[str, ...] = ()
     cookies_file: Path | None = None
     cookies_text: str | None = field(default=None, repr=False)
@@ -89,6 +95,9 @@ class FetchOptions:
             "max_bytes": settings.max_download_bytes,
             "max_duration": settings.max_duration,
             "timeout": settings.http_timeout,
+            "deadline": settings.download_deadline_seconds,
+            "min_rate": settings.min_download_bytes_per_second,
+            "rate_window": settings.min_download_window_seconds,
             "allowed_networks": tuple(settings.allowed_networks),
             "cookies_file": settings.ytdlp_cookies_file,
             "cookies_text": cookies.get_secret_value() if cookies is not None else None,
@@ -137,6 +146,27 @@ def fetch(
         if hit is not None:
             report(progress, STAGE, 1.0, "found in the download cache")
             return hit
+    pace = Pace(deadline=options.deadline, min_rate=options.min_rate, window=options.rate_window)
+    guard.pace = pace
+    with pace.watch():
+        try:
+            return _fetch_remote(source, dest_dir, options, guard, cache, progress)
+        except Exception as exc:
+            # A cut connection surfaces as whatever the library makes of it: the
+            # watchdog's verdict is the real reason.
+            if pace.error is not None and exc is not pace.error:
+                raise pace.error from exc
+            raise
+
+
+def _fetch_remote(
+    source: str,
+    dest_dir: Path,
+    options: FetchOptions,
+    guard: URLGuard,
+    cache: DownloadCache | None,
+    progress: ProgressCallback | None,
+) -> FetchResult:
     if ytdlp.specific_extractor(source) is not None:
         return _fetch_ytdlp(source, dest_dir, options, guard, cache, progress, generic=False)
     try:
@@ -263,10 +293,17 @@ def _fetch_http(
         )
         try:
             response = stack.enter_context(_open(client, url, guard))
-            path = _save(response, url, dest_dir, options.max_bytes, progress)
+            path = _save(response, url, dest_dir, options.max_bytes, progress, guard.pace)
         except httpx.TimeoutException as exc:
             raise NetworkError(f"fetching {url} timed out: {exc}") from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # A redirect to something that is not a URL we can fetch: the source's fault.
+            raise UnsupportedSourceError(f"fetching {url} failed: {exc}") from exc
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.RemoteProtocolError) and str(exc).startswith(
+                "Invalid URL in location header"  # httpx's words for a broken redirect
+            ):
+                raise UnsupportedSourceError(f"fetching {url} failed: {exc}") from exc
             raise NetworkError(f"fetching {url} failed: {exc}") from exc
     result = FetchResult(path=path, source=url, kind="http", title=path.stem)
     _store(cache, _http_key(url), result)
@@ -289,7 +326,8 @@ def _open(client: httpx.Client, url: str, guard: URLGuard) -> Iterator[httpx.Res
         location = response.headers.get("location", "")
         response.close()
         current = str(response.url.join(location))
-    raise NetworkError(f"fetching {url} failed: more than {MAX_REDIRECTS} redirects")
+    # A loop (or a chain this long) does not get better on a retry.
+    raise TooManyRedirectsError(f"fetching {url} failed: more than {MAX_REDIRECTS} redirects")
 
 
 def _check_status(response: httpx.Response, url: str) -> None:
@@ -312,6 +350,7 @@ def _save(
     dest_dir: Path,
     max_bytes: int,
     progress: ProgressCallback | None,
+    pace: Pace | None = None,
 ) -> Path:
     _check_status(response, url)
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -326,16 +365,26 @@ def _save(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
     eta = EtaTracker()
+    if pace is not None:
+        pace.start_rate()
     try:
-        received = 0
+        received = reported = 0
         with os.fdopen(fd, "wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
+            # Each read as it comes (no chunk size: that would wait for a full chunk),
+            # so the pace sees a trickle as a trickle.
+            for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
                     raise SourceTooLargeError(f"{url} is over the {max_bytes}-byte download limit")
+                if pace is not None:
+                    pace.received(len(chunk))
                 out.write(chunk)
-                fraction = received / length if length else None
-                report(progress, STAGE, fraction, "downloading", eta.eta(fraction or 0.0))
+                if received - reported >= _CHUNK:  # reads are small: report once a MiB
+                    reported = received
+                    fraction = received / length if length else None
+                    report(progress, STAGE, fraction, "downloading", eta.eta(fraction or 0.0))
+        if pace is not None:
+            pace.check()  # a body without a length "ends" when the watchdog cuts it
         tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -393,6 +442,7 @@ def _fetch_ytdlp(
                 max_bytes=options.max_bytes,
                 cookies=cookies,
                 progress=progress,
+                pace=guard.pace,
             ) as session,
         ):
             report(progress, STAGE, None, "looking up the media")

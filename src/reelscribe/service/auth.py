@@ -10,8 +10,13 @@ leaked database does not leak keys. A key holds scopes::
 Limits are per key: requests per minute (a sliding window kept **in this process**,
 so N API processes let a key through N times as often; a shared limiter would need
 Redis) and audio minutes per UTC day (summed from the key's jobs, so every process
-agrees). Keyless access exists only with ``Settings.allow_anonymous``, where every
-caller is an admin (``serve`` on loopback).
+agrees). A job with an end is charged its range. A job without one is charged, at
+submit, the most it may turn out to be (the key's remaining minutes, at most the
+longest source a job may have): that reservation is settled to the probed duration
+when the job is done, and dropped if it fails or is cancelled without a probe. So the
+last job admitted may overshoot the quota, by at most its own length, and never more.
+Keyless access exists only with ``Settings.allow_anonymous``, where every caller is an
+admin (``serve`` on loopback).
 """
 
 from __future__ import annotations
@@ -129,10 +134,15 @@ class SlidingWindow:
         return None
 
 
-def job_audio_seconds(spec: dict[str, Any], result: dict[str, Any] | None) -> float:
-    """Audio a job asks for: its time range when it has an end, else the probed duration
-    the worker recorded (``result.media.duration``) less the start, else 0 (not known
-    until a worker has probed the source)."""
+def job_audio_seconds(
+    spec: dict[str, Any],
+    result: dict[str, Any] | None,
+    status: JobStatus | None = None,
+    reserved: float | None = None,
+) -> float:
+    """Audio a job is charged: its time range when it has an end, else the probed
+    duration the worker recorded (``result.media.duration``) less the start, else, while
+    it is queued or running, what was reserved at submit; else 0 (it ended unprobed)."""
     start = float(spec.get("start") or 0.0)
     end = spec.get("end")
     if end is not None:
@@ -141,6 +151,8 @@ def job_audio_seconds(spec: dict[str, Any], result: dict[str, Any] | None) -> fl
     duration = media.get("duration") if isinstance(media, dict) else None
     if isinstance(duration, int | float):
         return max(0.0, float(duration) - start)
+    if status in (JobStatus.QUEUED, JobStatus.PROCESSING) and reserved is not None:
+        return reserved
     return 0.0
 
 
@@ -247,26 +259,39 @@ class KeyService:
         worker took them excepted."""
         since = _start_of_day(now or datetime.now(UTC))
         never_ran = and_(JobRow.status == JobStatus.CANCELLED, JobRow.started_at.is_(None))
-        stmt = select(JobRow.spec, JobRow.result).where(
+        stmt = select(
+            JobRow.spec, JobRow.result, JobRow.status, JobRow.audio_reserved_seconds
+        ).where(
             JobRow.owner_key_id == key.id,
             JobRow.created_at >= since,
             ~never_ran,
         )
         async with self._reader.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return sum(job_audio_seconds(spec, result) for spec, result in rows)
+        return sum(job_audio_seconds(*row) for row in rows)
 
-    async def check_quota(self, key: ApiKey, requested_seconds: float) -> None:
-        """Refuses a job that would take the key past its audio minutes for today."""
+    async def check_quota(self, key: ApiKey, requested_seconds: float | None) -> float | None:
+        """Refuses a job that would take the key past its audio minutes for today.
+        ``requested_seconds`` is None for a job of unknown length (no end): it is
+        admitted while the key has minutes left, and the seconds to reserve for it are
+        returned (what is left, at most :attr:`max_job_seconds`)."""
         if key.id is None:
-            return
+            return None
         minutes = key.quota_audio_minutes_per_day or self.settings.quota_audio_minutes_per_day
         now = datetime.now(UTC)
         used = await self.audio_seconds_today(key, now)
-        if used + requested_seconds > minutes * 60.0 or used >= minutes * 60.0:
+        left = minutes * 60.0 - used
+        if left <= 0 or (requested_seconds is not None and requested_seconds > left):
             tomorrow = _start_of_day(now) + timedelta(days=1)
             raise RateLimitedError(
-                f"daily quota of {minutes:g} audio minutes reached ({used / 60:.1f} used)",
+                f"daily quota of {minutes:g} audio minutes reached ({used / 60:.2f} used"
+                + (", the rest reserved for jobs not yet probed)" if left <= 0 else ")"),
                 retry_after=(tomorrow - now).total_seconds(),
                 code="quota_exceeded",
             )
+        return min(left, self.max_job_seconds) if requested_seconds is None else None
+
+    @property
+    def max_job_seconds(self) -> float:
+        """The longest audio one job may have (see ``spec.to_request``)."""
+        return min(self.settings.max_duration, self.settings.max_clip_seconds)

@@ -6,7 +6,8 @@ keeps blobs. What is allowed, and in which order it is checked, is decided here:
 * **create**: a repeated ``Idempotency-Key`` returns the first job (before any limit,
   so a client retrying after a lost response never gets 429 for a job it has); then
   the time range, the source (URL through the SSRF guard, or an upload the caller
-  owns and finished), the webhook URL, the caller's audio quota and the queue depth.
+  owns and finished), the webhook URL, the caller's audio quota (a job without an end
+  reserves what it may cost; see :mod:`reelscribe.service.auth`) and the queue depth.
 * a caller sees its own jobs; an admin sees every job; anything else is "not found".
 * results are shown as signed links; the JSON transcript is included inline.
 """
@@ -18,10 +19,12 @@ import contextlib
 import json
 import statistics
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import delete, func, insert, select, update
@@ -31,9 +34,9 @@ from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Pr
 from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.queue import JobNotFoundError
 from reelscribe.errors import (
+    HostNotFoundError,
     InvalidInputError,
     NetworkError,
-    SourceNotFoundError,
     UnsupportedSourceError,
     UserError,
 )
@@ -48,6 +51,8 @@ INLINE_TRANSCRIPT_BYTES = 32 * 1024 * 1024
 #: Told to a caller refused for a full queue; workers drain it meanwhile.
 QUEUE_FULL_RETRY_AFTER = 30.0
 _HISTORY = 500  # step_finish events the estimates are drawn from
+#: Longest a submission waits for DNS before leaving the URL to the worker's check.
+RESOLVE_TIMEOUT = 5.0
 
 
 class JobStateError(UserError):
@@ -133,6 +138,9 @@ class JobService:
         self.allowlist = Allowlist.parse(runtime.settings.allowed_networks)
         self._reader = reader(runtime.engine)
         self._depth = QueueDepth(self.queued_count)
+        self._quota_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     # --- creating ---------------------------------------------------------------------
 
@@ -147,17 +155,25 @@ class JobService:
             return self._same_request(existing, document), False
         await self._check_limits(spec)
         await self._check_source(spec, caller)
-        await self.keys.check_quota(caller, job_audio_seconds(document, None))
-        await self._check_queue_depth()
-        row, created = await store.create(
-            document,
-            priority=Priority(spec.priority),
-            owner_key_id=caller.id,
-            idempotency_key=idempotency_key,
-        )
+        # One quota check and insert at a time per key in this process: two requests
+        # must not both spend the same remaining minutes.
+        lock = self._quota_locks.setdefault(caller.id or "", asyncio.Lock())
+        async with lock:
+            requested = job_audio_seconds(document, None) if spec.end is not None else None
+            reserved = await self.keys.check_quota(caller, requested)
+            await self._check_queue_depth()
+            row, created = await store.create(
+                document,
+                priority=Priority(spec.priority),
+                owner_key_id=caller.id,
+                idempotency_key=idempotency_key,
+                audio_reserved_seconds=reserved,
+            )
         if not created:  # a concurrent request with the same key won the insert
             return self._same_request(row, document), False
         self._depth.added()
+        if spec.source.upload_id is not None:
+            await self.uploads.touch(spec.source.upload_id)
         await self.runtime.queue.submitted(row.id, row.priority)
         return row, True
 
@@ -198,14 +214,23 @@ class JobService:
             await self._check_url(str(spec.webhook_url))
 
     async def _check_url(self, url: str) -> None:
-        """Early refusal of URLs the fetcher would refuse. A host that does not resolve
-        here passes: the worker's connect-time guard is the real gate (and may see
-        another DNS), and it fails the job with the precise reason."""
+        """Early refusal of URLs the fetcher would refuse: bad schemes, blocked or
+        scoped addresses, and host names that do not resolve (``host_not_found``),
+        except names ``allowed_networks`` lists, which may resolve only where the
+        workers run. Resolution runs in a thread, never on the event loop; a lookup
+        that fails for a transient reason or takes over :data:`RESOLVE_TIMEOUT`
+        passes, and the worker's connect-time guard, the real gate, decides."""
         guard = URLGuard(self.allowlist)
         try:
-            await anyio.to_thread.run_sync(guard.check_url, url)
-        except (SourceNotFoundError, NetworkError):
+            with anyio.fail_after(RESOLVE_TIMEOUT):
+                await anyio.to_thread.run_sync(guard.check_url, url, abandon_on_cancel=True)
+        except (NetworkError, TimeoutError):
             return
+        except HostNotFoundError:
+            host = (urlsplit(url).hostname or "").rstrip(".").lower()
+            if host in self.allowlist.hosts:
+                return
+            raise
         except (UnicodeError, ValueError) as exc:  # a host name IDNA cannot encode
             raise UnsupportedSourceError(f"invalid host in URL {url!r}") from exc
 

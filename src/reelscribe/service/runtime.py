@@ -5,7 +5,9 @@ passed to the API and the workers (never created per request or per job).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelscribe.backends.db import JobStore, create_engine
 from reelscribe.backends.queue import DatabaseQueue, Queue
 from reelscribe.backends.storage import BlobStore, open_storage
+from reelscribe.backends.storage.local import FILE_MODE, make_private_dirs
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError
 from reelscribe.service.changes import JobChanges
@@ -73,10 +76,21 @@ def signing_secret(settings: Settings) -> str:
     base = Path(url.path).parent if url.scheme.startswith("sqlite") else Path.home() / ".reelscribe"
     path = base / "signing.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _private_database(path: Path) -> None:
+    """The SQLite file and its folder, private to this user (0600 in a 0700 folder);
+    SQLite gives its -wal and -shm files the database file's mode."""
+    if not path.name or path.name.startswith(":"):  # :memory: and the like
+        return
+    make_private_dirs(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    with contextlib.suppress(PermissionError):  # someone else's file: leave it be
+        path.chmod(FILE_MODE)
 
 
 @dataclass
@@ -99,9 +113,7 @@ class Runtime:
 
         settings = self.settings
         if settings.database_url.startswith("sqlite:///"):
-            Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
+            _private_database(Path(settings.database_url.removeprefix("sqlite:///")))
         await upgrade_async(settings.database_url)
         self.secret = signing_secret(settings)
         self.engine = create_engine(settings.database_url)

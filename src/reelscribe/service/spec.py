@@ -47,6 +47,13 @@ OutputName = Annotated[
 ]
 PriorityName = Literal["fast", "normal", "bulk"]
 
+#: Bounds on ``JobSpec.metadata``: it is stored with the job and returned by every
+#: listing, so it must stay small.
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_CHARS = 64
+METADATA_MAX_VALUE_CHARS = 1024
+METADATA_MAX_BYTES = 8 * 1024  # keys and values together, UTF-8
+
 
 class Source(BaseModel):
     """Exactly one of ``url`` (http, https or anything yt-dlp supports) or ``upload_id``."""
@@ -79,7 +86,13 @@ class JobSpec(BaseModel):
     options: JobOptions = Field(default_factory=JobOptions)
     priority: PriorityName = "normal"
     webhook_url: HttpUrl | None = None
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=METADATA_MAX_KEYS,
+        description=f"Up to {METADATA_MAX_KEYS} string pairs of your own: keys of 1 to "
+        f"{METADATA_MAX_KEY_CHARS} characters, values of at most {METADATA_MAX_VALUE_CHARS}, "
+        f"{METADATA_MAX_BYTES} bytes (UTF-8) in all.",
+    )
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -89,6 +102,30 @@ class JobSpec(BaseModel):
                 return parse_timestamp(value)
             except InvalidInputError as exc:  # pydantic reports ValueErrors per field
                 raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, str]) -> dict[str, str]:
+        # The messages never repeat the offending key or value: they may be huge.
+        total = 0
+        for key, item in value.items():
+            if not 1 <= len(key) <= METADATA_MAX_KEY_CHARS:
+                raise ValueError(
+                    f"metadata keys must have 1 to {METADATA_MAX_KEY_CHARS} characters "
+                    f"(one has {len(key)})"
+                )
+            if len(item) > METADATA_MAX_VALUE_CHARS:
+                raise ValueError(
+                    f"metadata values may have at most {METADATA_MAX_VALUE_CHARS} characters "
+                    f"(one has {len(item)})"
+                )
+            total += len(key.encode("utf-8", "surrogatepass"))
+            total += len(item.encode("utf-8", "surrogatepass"))
+        if total > METADATA_MAX_BYTES:
+            raise ValueError(
+                f"metadata may hold at most {METADATA_MAX_BYTES} bytes ({total} given)"
+            )
         return value
 
     @field_validator("outputs")

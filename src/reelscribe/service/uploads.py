@@ -14,6 +14,12 @@ Two ways in:
 
 Whatever arrived before a connection broke is kept: the offset only ever counts
 bytes that were written and synced, so a resumed upload never has a hole.
+
+Uploads go away by ``DELETE /api/uploads/{id}`` (refused with 409 ``upload_in_use``
+while a queued or running job names it) or, ``upload_retention_seconds`` after their
+last use (upload, or a job submitted with them), by the retention sweep, which skips
+uploads such jobs still need. The blob goes with the last upload row that names it
+(resumable uploads share content-addressed blobs).
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import anyio
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelscribe.backends.db import new_job_id, reader
+from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
@@ -47,6 +54,7 @@ from reelscribe.service.runtime import Runtime
 OPEN = "open"
 COMPLETE = "complete"
 _COMPLETE_CACHE = 4096  # complete uploads remembered per process
+_COMPLETE_SECONDS = 5.0  # ... for this long
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
@@ -56,6 +64,12 @@ class UploadNotFoundError(UserError):
 
 class UploadTooLargeError(UserError):
     code = "upload_too_large"
+
+
+class UploadInUseError(UserError):
+    """A queued or running job still needs the upload (HTTP 409)."""
+
+    code = "upload_in_use"
 
 
 class UploadStateError(UserError):
@@ -111,6 +125,10 @@ async def _limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[by
             yield chunk
 
 
+def _private_file(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def _remove_older(folder: Path, max_age: float) -> int:
     cutoff = time.time() - max_age
     removed = 0
@@ -131,9 +149,10 @@ class UploadService:
         # One appender per upload in this process; across processes the conditional
         # UPDATE of ``received`` keeps the row right (the staging file is per host).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Complete uploads never change (nothing deletes or rewrites them), so each
-        # submission that names one need not read it again. Bounded, oldest out first.
-        self._complete: OrderedDict[str, UploadRow] = OrderedDict()
+        # Complete uploads never change, but they may be deleted (here, by another
+        # process, or by retention): a submission that names one reuses a read made in
+        # the last _COMPLETE_SECONDS. Bounded, oldest out first.
+        self._complete: OrderedDict[str, tuple[UploadRow, float]] = OrderedDict()
 
     # --- streamed -----------------------------------------------------------------
 
@@ -219,7 +238,7 @@ class UploadService:
         self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], room: int
     ) -> int:
         path = self.staging / upload_id
-        await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(self.staging).mkdir(mode=0o700, parents=True, exist_ok=True)
         staged = await anyio.Path(path).stat() if await anyio.Path(path).exists() else None
         if offset > (staged.st_size if staged else 0):
             # The staging file lost bytes the row counts (a cleaned folder, another
@@ -228,7 +247,7 @@ class UploadService:
             await self._rewind(upload_id, offset, have)
             raise UploadOffsetError(f"only {have} bytes are staged", offset=have)
         written = 0
-        async with await anyio.open_file(path, "ab") as out:
+        async with await anyio.open_file(path, "ab", opener=_private_file) as out:
             # Bytes past ``received`` were written by an attempt that never recorded
             # them (a crash between write and update): they are not trusted.
             await out.truncate(offset)
@@ -289,6 +308,78 @@ class UploadService:
         limit = self.settings.upload_staging_seconds if max_age is None else max_age
         return await anyio.to_thread.run_sync(_remove_older, self.staging, limit)
 
+    # --- deleting -----------------------------------------------------------------------
+
+    async def touch(self, upload_id: str) -> None:
+        """Marks the upload used now: its retention counts from its last use."""
+        stmt = update(UploadRow).where(UploadRow.id == upload_id).values(updated_at=utcnow())
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def delete(self, upload_id: str, caller: ApiKey) -> None:
+        """Deletes the caller's upload (an admin's: any) and its bytes; refused while
+        a queued or running job needs it."""
+        row = await self.get(upload_id, caller)
+        if await self.in_use([upload_id]):
+            raise UploadInUseError(
+                f"upload {upload_id} is the source of a queued or running job: cancel or "
+                "wait for it first"
+            )
+        await self._remove(row)
+
+    async def in_use(self, upload_ids: list[str]) -> set[str]:
+        """Which of these uploads a queued or running job names as its source."""
+        named = JobRow.spec[("source", "upload_id")].as_string()
+        stmt = select(named).where(
+            JobRow.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING]), named.in_(upload_ids)
+        )
+        async with self._reader.connect() as conn:
+            return {str(v) for v in (await conn.execute(stmt)).scalars().all()}
+
+    async def _remove(self, row: UploadRow) -> None:
+        # The row first: a crash after it leaves an unreferenced blob, never a row
+        # whose bytes are gone.
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(delete(UploadRow).where(UploadRow.id == row.id))
+            shared = None
+            if row.storage_key is not None:
+                shared = (
+                    await conn.execute(
+                        select(UploadRow.id)
+                        .where(UploadRow.storage_key == row.storage_key)
+                        .limit(1)
+                    )
+                ).scalar()
+        self._complete.pop(row.id, None)
+        if row.storage_key is not None and shared is None:
+            await self.runtime.storage.delete(row.storage_key)
+        with contextlib.suppress(FileNotFoundError):
+            await anyio.Path(self.staging / row.id).unlink()
+
+    async def sweep_expired(self, max_age: float | None = None, *, limit: int = 500) -> int:
+        """Deletes up to ``limit`` uploads unused for ``max_age`` seconds
+        (``upload_retention_seconds``) that no queued or running job needs; returns
+        how many went."""
+        age = self.settings.upload_retention_seconds if max_age is None else max_age
+        cutoff = datetime.now(UTC) - timedelta(seconds=age)
+        stmt = (
+            select(UploadRow)
+            .where(UploadRow.state.in_([COMPLETE, OPEN]), UploadRow.updated_at < cutoff)
+            .order_by(UploadRow.updated_at)
+            .limit(limit)
+        )
+        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
+            rows = (await session.scalars(stmt)).all()
+        if not rows:
+            return 0
+        needed = await self.in_use([row.id for row in rows])
+        removed = 0
+        for row in rows:
+            if row.id not in needed:
+                await self._remove(row)
+                removed += 1
+        return removed
+
     # --- reading ----------------------------------------------------------------------
 
     async def get(self, upload_id: str, caller: ApiKey) -> UploadRow:
@@ -305,16 +396,17 @@ class UploadService:
         return row
 
     async def _find(self, upload_id: str) -> UploadRow | None:
-        row = self._complete.get(upload_id)
-        if row is not None:
+        cached = self._complete.get(upload_id)
+        if cached is not None and time.monotonic() - cached[1] < _COMPLETE_SECONDS:
             self._complete.move_to_end(upload_id)
-            return row
+            return cached[0]
         async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
             row = (
                 await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
             ).one_or_none()
+        self._complete.pop(upload_id, None)
         if row is not None and row.state == COMPLETE:
-            self._complete[upload_id] = row
+            self._complete[upload_id] = (row, time.monotonic())
             if len(self._complete) > _COMPLETE_CACHE:
                 self._complete.popitem(last=False)
         return row

@@ -43,9 +43,11 @@ from tests.integration.queue.services import (
 T = TypeVar("T")
 ADMIN_SECRET = "rsk_test-admin-secret-0123456789"
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
-#: Public-looking, but it does not resolve here (no DNS): the submit-time SSRF check
-#: lets unresolvable names through to the worker, so jobs with it are accepted.
+#: Public-looking, but it does not resolve here (no DNS). The submit-time SSRF check
+#: refuses names that do not resolve unless REELSCRIBE_ALLOWED_NETWORKS names them (they
+#: may resolve only where workers run): the test servers list these two hosts.
 MEDIA_URL = "https://media.example/talk.mp4"
+UNRESOLVED_HOSTS = ["media.example", "hooks.example"]
 
 
 @dataclass
@@ -91,6 +93,7 @@ def settings_for(root: Path, port: int, **overrides: Any) -> Settings:
         "cache_dir": root / "cache",
         "models_dir": root / "models",
         "rate_limit_per_minute": 100_000,
+        "allowed_networks": UNRESOLVED_HOSTS,
     }
     values.update(overrides)
     return Settings(**values)

@@ -112,6 +112,9 @@ class JobRow(Base):
 
     owner_key_id: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    #: Audio seconds charged to the owner's daily quota at submit for a job without an
+    #: end, until the probed duration (``result.media.duration``) settles it.
+    audio_reserved_seconds: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         CheckConstraint("priority BETWEEN 0 AND 2", name="priority_rank"),
@@ -121,6 +124,8 @@ class JobRow(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         # The claim query's order: status = 'queued', then rank, then age.
         Index("ix_jobs_claim_order", "status", "priority", "created_at", "id"),
+        # The pruner's batches: ended jobs by status and end time.
+        Index("ix_jobs_status_finished_at", "status", "finished_at"),
     )
 
 
@@ -189,6 +194,9 @@ class UploadRow(Base):
     storage_key: Mapped[str | None] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow(), onupdate=utcnow())
+
+    # The retention sweep: complete uploads not used for a while.
+    __table_args__ = (Index("ix_uploads_state_updated_at", "state", "updated_at"),)
 
 
 class WebhookDeliveryRow(Base):

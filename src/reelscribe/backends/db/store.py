@@ -8,16 +8,22 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reelscribe.backends.db.batching import GroupCommit
 from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
-from reelscribe.backends.db.schema import JobEventRow, JobRow
+from reelscribe.backends.db.schema import (
+    JobEventRow,
+    JobRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+)
 from reelscribe.backends.db.types import utcnow
 
 _uuid_lock = threading.Lock()
@@ -66,6 +72,7 @@ class JobStore:
         idempotency_key: str | None = None,
         max_attempts: int = 3,
         job_id: str | None = None,
+        audio_reserved_seconds: float | None = None,
     ) -> tuple[JobRow, bool]:
         """Inserts a ``queued`` job (and its first event) and returns it with True; or,
         when the owner already has a job under ``idempotency_key``, returns that job
@@ -80,6 +87,7 @@ class JobStore:
             "max_attempts": max_attempts,
             "owner_key_id": owner_key_id,
             "idempotency_key": idempotency_key,
+            "audio_reserved_seconds": audio_reserved_seconds,
         }
         return await self._inserts(row)
 
@@ -173,6 +181,44 @@ class JobStore:
                     ],
                 )
         return ids
+
+    async def delete_ended(
+        self, statuses: Sequence[JobStatus], before: datetime, *, limit: int = 1000
+    ) -> int:
+        """Deletes up to ``limit`` jobs in ``statuses`` that finished before ``before``
+        (expired ones only once their results are gone), with their events and webhook
+        deliveries, in one short transaction; returns how many jobs went.
+
+        Batches keep each transaction's locks and WAL small whatever the backlog: the
+        jobs are found through ``ix_jobs_status_finished_at`` and their rows in the other
+        tables through their ``job_id`` indexes, so a batch costs the same at a thousand
+        jobs as at ten million. Call it until it returns less than ``limit``."""
+        pick = (
+            select(JobRow.id)
+            .where(
+                JobRow.status.in_(list(statuses)),
+                JobRow.finished_at < before,
+                or_(JobRow.status != JobStatus.EXPIRED, JobRow.result.is_(None)),
+            )
+            .limit(limit)
+            # PostgreSQL: a job being retried right now is left for the next sweep, and
+            # a retry that comes during the batch waits and then finds it gone.
+            .with_for_update(skip_locked=True)
+        )
+        async with self.engine.begin() as conn:
+            ids = list((await conn.execute(pick)).scalars().all())
+            if not ids:
+                return 0
+            deliveries = select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.job_id.in_(ids))
+            # Explicit, not only ON DELETE CASCADE: one statement per table, each on
+            # an index, rather than a cascade trigger per row.
+            await conn.execute(
+                delete(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id.in_(deliveries))
+            )
+            await conn.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.job_id.in_(ids)))
+            await conn.execute(delete(JobEventRow).where(JobEventRow.job_id.in_(ids)))
+            await conn.execute(delete(JobRow).where(JobRow.id.in_(ids)))
+        return len(ids)
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         stmt = select(JobRow.status, func.count()).group_by(JobRow.status)

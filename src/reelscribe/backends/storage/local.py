@@ -7,6 +7,10 @@ Layout under the root::
     meta/<key>.json   {"content_type", "sha256"}: what a file system does not keep for us
     tmp/              writes in progress; left-overs older than a day are removed on open
 
+Everything is private to the service's user: folders are created 0700 and files 0600
+(the root and its three folders are set so on open, which also tightens an older
+store), whatever the umask.
+
 Differences from S3 a caller may meet: a key cannot be both a blob and a "folder" (``a``
 and ``a/b``), which raises ``InvalidInputError(code="key_conflict")``; two concurrent puts
 of one key may leave one's bytes with the other's metadata (harmless for content keys).
@@ -56,8 +60,31 @@ _BLOCK = 4 * 1024 * 1024  # put_stream hashes and writes in blocks of this size
 _SYNC_EVERY = 64 * 1024 * 1024  # bytes written between two fdatasync of a large put
 
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
 def _create(path: Path) -> BinaryIO:
-    return path.open("xb", buffering=0)
+    """A new, private file (raw, unbuffered); fails if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    return os.fdopen(fd, "wb", buffering=0)
+
+
+def make_private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every folder it creates 0700 (``Path.mkdir(parents=True)``
+    gives the parents the umask's default instead)."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made concurrently: keep theirs
+            folder.mkdir(mode=DIR_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(str(path))
 
 
 _STALE_TMP = 24 * 3600.0
@@ -289,8 +316,10 @@ class LocalStorage:
         return self._tmp / f"{uuid.uuid4().hex}{suffix}"
 
     def _prepare(self) -> None:
-        for folder in (self._data, self._meta, self._tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self._root, self._data, self._meta, self._tmp):
+            make_private_dirs(folder)
+            with contextlib.suppress(PermissionError):  # not ours: leave it be
+                folder.chmod(DIR_MODE)
         cutoff = time.time() - _STALE_TMP
         for entry in self._tmp.iterdir():
             with contextlib.suppress(OSError):  # another process may be cleaning too
@@ -308,6 +337,7 @@ class LocalStorage:
             source.rename(tmp)
         except OSError:  # another file system (EXDEV) or a read-only source
             return self._copy_hashed(source, tmp)
+        tmp.chmod(FILE_MODE)  # the source's mode came with it
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         return PutResult(tmp.stat().st_size, sha256 or sha256_file(tmp))
@@ -319,7 +349,7 @@ class LocalStorage:
             src = source.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise InvalidInputError(f"no such file to store: {source}") from exc
-        with src, tmp.open("xb") as dst:
+        with src, _create(tmp) as dst:
             while chunk := src.read(self._chunk_size):
                 digest.update(chunk)
                 size += len(chunk)
@@ -331,8 +361,8 @@ class LocalStorage:
     def _commit(self, key: str, tmp: Path, content_type: str, result: PutResult) -> None:
         data, meta = self._data_path(key), self._meta_path(key)
         try:
-            data.parent.mkdir(parents=True, exist_ok=True)
-            meta.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(data.parent)
+            make_private_dirs(meta.parent)
             if data.is_dir():
                 raise IsADirectoryError(str(data))
         except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
@@ -342,7 +372,8 @@ class LocalStorage:
         meta_tmp = self._tmp_path(".json")
         try:
             fields = {"content_type": content_type, "sha256": result.sha256}
-            meta_tmp.write_text(json.dumps(fields), encoding="utf-8")
+            with _create(meta_tmp) as out:
+                out.write(json.dumps(fields).encode("utf-8"))
             meta_tmp.replace(meta)
         finally:
             meta_tmp.unlink(missing_ok=True)
