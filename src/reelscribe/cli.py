@@ -91,6 +91,9 @@ LanguageOpt = Annotated[str | None, typer.Option(help="Force a language (e.g. en
 TaskOpt = Annotated[Task, typer.Option(help="transcribe, or translate into English.")]
 PromptOpt = Annotated[str | None, typer.Option(help="Text to prime the model.")]
 HotwordsOpt = Annotated[str | None, typer.Option(help="Words to favour (names, jargon).")]
+TemperatureOpt = Annotated[
+    float, typer.Option(help="First decoding temperature (0-1); Whisper falls back above it.")
+]
 WordsOpt = Annotated[bool, typer.Option("--words", help="Word-level section in Markdown.")]
 SpeakersOpt = Annotated[bool, typer.Option("--speakers", help="Label who speaks when.")]
 NumSpeakersOpt = Annotated[
@@ -215,6 +218,7 @@ def transcribe(
     clip_out: Annotated[bool, typer.Option("--clip", help="Also write the cut media.")] = False,
     initial_prompt: PromptOpt = None,
     hotwords: HotwordsOpt = None,
+    temperature: TemperatureOpt = 0.0,
     words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,
@@ -239,10 +243,10 @@ def transcribe(
     settings = get_settings()
     options = _options(
         model=model, language=language, task=task, clip_mode=clip_mode,
-        initial_prompt=initial_prompt, hotwords=hotwords, words_in_markdown=words_in_md,
-        speakers=speakers, num_speakers=num_speakers, min_speakers=min_speakers,
-        max_speakers=max_speakers, channels=channels, speaker_names=speaker_names,
-        speaker_label=speaker_label,
+        initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
+        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
+        min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
+        speaker_names=speaker_names, speaker_label=speaker_label,
         style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
                "outline_colour": outline_colour, "outline": outline},
         cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},

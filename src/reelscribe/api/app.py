@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from reelscribe import __version__
-from reelscribe.api import blobs, errors, events, health, jobs, keys, openapi, ui, uploads
+from reelscribe.api import blobs, errors, events, health, jobs, keys, openapi, ui, uploads, v1
 from reelscribe.api.accesslog import AccessLog
 from reelscribe.api.deps import Services
 from reelscribe.service.runtime import Runtime
@@ -35,9 +35,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health, ui):
+    for module in (jobs, events, uploads, keys, blobs, health, ui, v1):
         app.include_router(module.router)
     errors.install(app)
+    v1.errors.install(app)  # OpenAI's error shape on /v1, over the handlers above
     openapi.install(app)
     app.add_middleware(AccessLog)
     return app
