@@ -287,3 +287,25 @@ def test_scopes_apply(server: Live, jfk: Path) -> None:
         assert reader.models.list().data
         with pytest.raises(openai.PermissionDeniedError), jfk.open("rb") as fh:
             reader.audio.transcriptions.create(model="whisper-1", file=fh)
+
+
+def test_quota_and_rate_limit_apply(server: Live, jfk: Path) -> None:
+    with server.client() as admin:
+        body = {"name": "small", "scopes": ["submit", "read"], "quota_audio_minutes_per_day": 0.05}
+        small = admin.post("/api/keys", json=body).json()["secret"]
+        body = {"name": "slow", "scopes": ["read"], "rate_limit_per_minute": 1}
+        slow = admin.post("/api/keys", json=body).json()["secret"]
+    with openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=small) as client:
+        with jfk.open("rb") as fh:  # the duration is known once a worker has probed it
+            assert_jfk(client.audio.transcriptions.create(model="whisper-1", file=fh).text)
+        with pytest.raises(openai.RateLimitError) as spent, jfk.open("rb") as fh:
+            client.audio.transcriptions.create(model="whisper-1", file=fh)
+    assert spent.value.code == "insufficient_quota"
+    with httpx.Client(base_url=server.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {slow}"}) as http:  # fmt: skip
+        assert http.get("/v1/models").status_code == 200
+        limited = http.get("/v1/models")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["error"]["type"] == "requests"
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
