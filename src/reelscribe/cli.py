@@ -463,14 +463,14 @@ def _service_settings(**overrides: Any) -> Settings:
 def _access_line(settings: Settings) -> str:
     """How callers get in, said at start-up: a new user's first question."""
     if settings.allow_anonymous:
-        return ("access: keyless (loopback only; every local caller is admin). "
-                "To require API keys: --no-anonymous")  # fmt: skip
+        return ("access: keyless (loopback only; every local caller is admin). To require "
+                "API keys: --no-anonymous or REELSCRIBE_ALLOW_ANONYMOUS=false")  # fmt: skip
     if settings.admin_api_key is not None:
         return ("access: API keys required (Authorization: Bearer <key>); the admin key is "
                 "REELSCRIBE_ADMIN_API_KEY; create more with POST /api/keys")  # fmt: skip
-    return ("access: API keys required, and none exists yet: restart with "
-            "REELSCRIBE_ADMIN_API_KEY=<a secret> for an admin key (then POST /api/keys for "
-            "more), or on loopback with --anonymous for keyless access")  # fmt: skip
+    return ("access: API keys required (Authorization: Bearer <key>). To get one, start with "
+            "REELSCRIBE_ADMIN_API_KEY=<a secret> (an admin key; POST /api/keys makes more), "
+            "or on loopback use keyless access (--anonymous)")  # fmt: skip
 
 
 def _run_service(
