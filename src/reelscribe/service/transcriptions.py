@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from reelscribe.backends.db import JobRow, JobStatus
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
 from reelscribe.models import Transcript
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.jobs import JobService
-from reelscribe.service.spec import JobSpec
+from reelscribe.service.spec import JobOptions, JobSpec, Source
 from reelscribe.service.uploads import UploadService
 
 #: The name OpenAI clients ask for; it stands for the server's default model.
@@ -39,6 +41,21 @@ POLL_SECONDS = 0.5
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
 Granularity = Literal["word", "segment"]
+
+
+class InvalidParameterError(InvalidInputError):
+    """A request field OpenAI's API would refuse; ``param`` names it (OpenAI's name)."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str, *, param: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.param = param
+
+
+#: OpenAI's names of the job options a request sets.
+_PARAMS = {"initial_prompt": "prompt", "language": "language", "temperature": "temperature",
+           "model": "model"}  # fmt: skip
 
 
 class ModelNotFoundError(UserError):
@@ -129,31 +146,35 @@ class TranscriptionService:
         self.runtime = jobs.runtime
         self.settings = jobs.settings
 
-    def spec(self, request: TranscriptionRequest, upload_id: str) -> JobSpec:
-        """The job a request runs: the JSON transcript only (every response format is
-        rendered from it), at ``fast`` priority since a caller is waiting."""
-        options: dict[str, Any] = {
+    def options(self, request: TranscriptionRequest) -> JobOptions:
+        """The job options a request asks for, checked as the job API checks them."""
+        values: dict[str, Any] = {
             "model": resolve_model(self.settings, request.model),
             "language": request.language,
             "task": request.task,
             "initial_prompt": request.prompt,
+            "temperature": request.temperature,
         }
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
+        try:
+            return JobOptions.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else ""
+            param = _PARAMS.get(name, name)
+            raise InvalidParameterError(f"invalid '{param}': {first['msg']}", param=param) from exc
+
+    def spec(self, request: TranscriptionRequest, upload_id: str) -> JobSpec:
+        """The job a request runs: the JSON transcript only (every response format is
+        rendered from it), at ``fast`` priority since a caller is waiting."""
         metadata = {"api": "openai", "model": request.model,
                     "response_format": request.response_format}  # fmt: skip
-        try:
-            return JobSpec.model_validate(
-                {
-                    "source": {"upload_id": upload_id},
-                    "outputs": ["json"],
-                    "options": {k: v for k, v in options.items() if v is not None},
-                    "priority": "fast",
-                    "metadata": metadata,
-                }
-            )
-        except ValueError as exc:  # a pydantic ValidationError: name the first field
-            raise InvalidInputError(f"invalid request: {exc}") from exc
+        return JobSpec(
+            source=Source(upload_id=upload_id),
+            outputs=["json"],
+            options=self.options(request),
+            priority="fast",
+            metadata=metadata,
+        )
 
     async def submit(
         self,
@@ -165,8 +186,8 @@ class TranscriptionService:
         content_type: str | None,
         length: int | None = None,
     ) -> JobRow:
-        """Stores the file and submits its job; the model is checked before the upload."""
-        resolve_model(self.settings, request.model)
+        """Stores the file and submits its job; the request is checked before the upload."""
+        self.options(request)
         upload = await self.uploads.receive(
             chunks, caller=caller, filename=filename, content_type=content_type, length=length
         )

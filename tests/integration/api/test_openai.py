@@ -238,6 +238,10 @@ def test_bad_requests_get_openai_errors(client: openai.OpenAI, server: Live, jfk
     with pytest.raises(openai.BadRequestError) as bad, jfk.open("rb") as fh:
         client.audio.transcriptions.create(model="whisper-1", file=fh, temperature=3)
     assert bad.value.param == "temperature"
+    with pytest.raises(openai.BadRequestError) as bad, jfk.open("rb") as fh:
+        client.audio.transcriptions.create(model="whisper-1", file=fh, language="english")
+    assert bad.value.param == "language"
+    assert "language" in bad.value.message
     with httpx.Client(base_url=server.base_url, timeout=30,
                       headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as http:  # fmt: skip
         no_file = http.post("/v1/audio/transcriptions", data={"model": "whisper-1"})

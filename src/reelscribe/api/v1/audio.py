@@ -22,12 +22,13 @@ from starlette.responses import Response
 from reelscribe.api.deps import KeysDep, get_services
 from reelscribe.api.errors import status_for
 from reelscribe.api.v1.errors import error_type
-from reelscribe.errors import InvalidInputError, ReelscribeError
+from reelscribe.errors import ReelscribeError
 from reelscribe.service import openai_formats
 from reelscribe.service.auth import ANONYMOUS, ApiKey, ForbiddenError, UnauthorizedError
 from reelscribe.service.transcriptions import (
     RESPONSE_FORMATS,
     Granularity,
+    InvalidParameterError,
     ResponseFormat,
     TranscriptionRequest,
     TranscriptionService,
@@ -38,16 +39,6 @@ router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 
 _CHUNK = 1 << 20
 _GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
-
-
-class InvalidParameterError(InvalidInputError):
-    """A form field OpenAI's API would refuse; ``param`` names it."""
-
-    code = "invalid_value"
-
-    def __init__(self, message: str, *, param: str, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.param = param
 
 
 async def openai_key(request: Request, keys: KeysDep) -> ApiKey:
