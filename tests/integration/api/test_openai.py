@@ -275,6 +275,13 @@ def test_wait_past_the_limit_is_a_clear_504(start_api: StartApi, jfk: Path) -> N
     assert len(jobs) == 1
     assert jobs[0]["id"] in late.value.message
     assert jobs[0]["status"] == "queued"
+    # Streamed, the same error arrives as an error event, which the client raises.
+    with (
+        openai.OpenAI(base_url=f"{live.base_url}/v1", api_key=ADMIN_SECRET) as client,
+        pytest.raises(openai.APIError, match=r"did not finish within 0\.5 s"),
+        jfk.open("rb") as fh,
+    ):
+        list(client.audio.transcriptions.create(model="whisper-1", file=fh, stream=True))
 
 
 def test_keyless_server_takes_any_key(start_api: StartApi) -> None:
