@@ -32,7 +32,7 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/reelscribe models
-	$(BIN)/reelscribe serve --anonymous
+	$(BIN)/reelscribe serve
 
 demo: install
 	$(BIN)/reelscribe demo

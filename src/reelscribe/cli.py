@@ -91,6 +91,9 @@ LanguageOpt = Annotated[str | None, typer.Option(help="Force a language (e.g. en
 TaskOpt = Annotated[Task, typer.Option(help="transcribe, or translate into English.")]
 PromptOpt = Annotated[str | None, typer.Option(help="Text to prime the model.")]
 HotwordsOpt = Annotated[str | None, typer.Option(help="Words to favour (names, jargon).")]
+TemperatureOpt = Annotated[
+    float, typer.Option(help="First decoding temperature (0-1); Whisper falls back above it.")
+]
 WordsOpt = Annotated[bool, typer.Option("--words", help="Word-level section in Markdown.")]
 SpeakersOpt = Annotated[bool, typer.Option("--speakers", help="Label who speaks when.")]
 NumSpeakersOpt = Annotated[
@@ -215,6 +218,7 @@ def transcribe(
     clip_out: Annotated[bool, typer.Option("--clip", help="Also write the cut media.")] = False,
     initial_prompt: PromptOpt = None,
     hotwords: HotwordsOpt = None,
+    temperature: TemperatureOpt = 0.0,
     words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,
@@ -239,10 +243,10 @@ def transcribe(
     settings = get_settings()
     options = _options(
         model=model, language=language, task=task, clip_mode=clip_mode,
-        initial_prompt=initial_prompt, hotwords=hotwords, words_in_markdown=words_in_md,
-        speakers=speakers, num_speakers=num_speakers, min_speakers=min_speakers,
-        max_speakers=max_speakers, channels=channels, speaker_names=speaker_names,
-        speaker_label=speaker_label,
+        initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
+        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
+        min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
+        speaker_names=speaker_names, speaker_label=speaker_label,
         style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
                "outline_colour": outline_colour, "outline": outline},
         cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},
@@ -418,19 +422,33 @@ def models(
 @app.command()
 def demo(
     out: OutOpt = None,
+    speech: Annotated[
+        Path | None,
+        typer.Option(
+            help="A recording to use as the sample's sound (default: ../shared/media/jfk.flac "
+            "when present, else espeak-ng, else a tone)."
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a short sample video, then transcribe it and cut a subtitled clip."""
-    from reelscribe.demo import make_sample
+    from reelscribe.demo import find_speech, make_sample
 
     settings = get_settings()
     out_dir = out or settings.output_dir / "demo"
-    sample = make_sample(out_dir / "sample.mp4")
+    source = find_speech(speech)
+    # Said before the run, not after: without speech the empty transcript is expected.
+    prefix = "reelscribe: warning: " if source.kind == "tone" else ""
+    typer.echo(f"{prefix}{source.note}", err=True)
+    sample = make_sample(out_dir / "sample.mp4", source)
     typer.echo(f"sample\t{sample}", err=True)
     plan = _plan(str(sample), JobOptions(clip_mode="exact"), settings,
                  outputs=["srt", "vtt", "txt", "json", "md", "clip", "burned_clip"],
                  start="1", end=None)  # fmt: skip
-    _execute(plan, out_dir, settings, as_json=False, quiet=quiet)
+    result = _execute(plan, out_dir, settings, as_json=False, quiet=quiet)
+    if result.transcript is not None and not result.transcript.text:
+        hint = "" if source.kind == "tone" else " (is there speech in it?)"
+        typer.echo(f"reelscribe: warning: the transcript is empty{hint}", err=True)
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address (REELSCRIBE_HOST).")]
@@ -440,6 +458,19 @@ PortOpt = Annotated[int | None, typer.Option(help="Port (REELSCRIBE_PORT).")]
 def _service_settings(**overrides: Any) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     return get_settings().model_copy(update=values)
+
+
+def _access_line(settings: Settings) -> str:
+    """How callers get in, said at start-up: a new user's first question."""
+    if settings.allow_anonymous:
+        return ("access: keyless (loopback only; every local caller is admin). To require "
+                "API keys: --no-anonymous or REELSCRIBE_ALLOW_ANONYMOUS=false")  # fmt: skip
+    if settings.admin_api_key is not None:
+        return ("access: API keys required (Authorization: Bearer <key>); the admin key is "
+                "REELSCRIBE_ADMIN_API_KEY; create more with POST /api/keys")  # fmt: skip
+    return ("access: API keys required (Authorization: Bearer <key>). To get one, start with "
+            "REELSCRIBE_ADMIN_API_KEY=<a secret> (an admin key; POST /api/keys makes more), "
+            "or on loopback use keyless access (--anonymous)")  # fmt: skip
 
 
 def _run_service(
@@ -455,6 +486,7 @@ def _run_service(
     def ready(url: str) -> None:
         if api:
             typer.echo(f"reelscribe {role} on {url}  (web UI: {url}/, API docs: {url}/docs)")
+            typer.echo(_access_line(settings))
         else:
             typer.echo(
                 f"reelscribe worker started ({workers} x {settings.worker_concurrency} slots)"
@@ -480,13 +512,21 @@ def serve(
     anonymous: Annotated[
         bool | None,
         typer.Option(
-            "--anonymous/--no-anonymous", help="Allow requests without an API key (loopback only)."
+            "--anonymous/--no-anonymous",
+            help="Allow requests without an API key (loopback only). Default: on when "
+            "bound to loopback, unless REELSCRIBE_ALLOW_ANONYMOUS says otherwise.",
         ),
     ] = None,
 ) -> None:
     """Run the API, the web UI and embedded workers in one process (one machine)."""
+    from reelscribe.service.runtime import is_loopback
+
     settings = _service_settings(host=host, port=port, embedded_workers=workers,
                                  allow_anonymous=anonymous)  # fmt: skip
+    if anonymous is None and "allow_anonymous" not in settings.model_fields_set:
+        # One machine, one user: the README's quick start works with no key to make.
+        # Only where nobody else can connect; elsewhere keys stay required.
+        settings = settings.model_copy(update={"allow_anonymous": is_loopback(settings.host)})
     _run_service(settings, role="serve", api=True, workers=settings.embedded_workers)
 
 
@@ -509,6 +549,17 @@ def worker(
     _run_service(settings, role="worker", api=False, workers=1, burst=burst)
 
 
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    """``["ticket=42", "team=news"]`` -> ``{"ticket": "42", "team": "news"}``."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"invalid metadata {pair!r}: use KEY=VALUE")
+        found[key.strip()] = value.strip()
+    return found
+
+
 @app.command()
 def submit(
     source: Annotated[str, typer.Argument(help="A local file (uploaded) or an http(s) URL.")],
@@ -527,9 +578,20 @@ def submit(
         str | None, typer.Option(envvar="REELSCRIBE_API_KEY", help="API key.")
     ] = None,
     priority: Annotated[str, typer.Option(help="fast, normal or bulk.")] = "normal",
+    webhook_url: Annotated[
+        str | None, typer.Option(help="POSTed job.completed/failed/cancelled (signed).")
+    ] = None,
+    metadata: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE kept with the job (repeatable).")
+    ] = None,
     clip_mode: ModeOpt = ClipMode.FAST,
     model: Annotated[str | None, typer.Option(help="Model name.")] = None,
     language: Annotated[str | None, typer.Option(help="Force a language.")] = None,
+    task: TaskOpt = Task.TRANSCRIBE,
+    initial_prompt: PromptOpt = None,
+    hotwords: HotwordsOpt = None,
+    temperature: TemperatureOpt = 0.0,
+    words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,
     min_speakers: MinSpeakersOpt = None,
@@ -537,6 +599,15 @@ def submit(
     channels: ChannelsOpt = Channels.MIX,
     speaker_names: SpeakerNamesOpt = None,
     speaker_label: SpeakerLabelOpt = None,
+    # Unset style and cue flags are left out of the job: the server's defaults apply.
+    max_line_chars: Annotated[int | None, typer.Option(help="Subtitle chars per line.")] = None,
+    max_lines: Annotated[int | None, typer.Option(help="Subtitle lines per cue.")] = None,
+    max_cps: Annotated[float | None, typer.Option(help="Subtitle reading speed.")] = None,
+    font_size: Annotated[float | None, typer.Option(help="Burned-in font size.")] = None,
+    position: Annotated[str | None, typer.Option(help="bottom, top or middle.")] = None,
+    primary_colour: Annotated[str | None, typer.Option(help="Burned-in text colour.")] = None,
+    outline_colour: Annotated[str | None, typer.Option(help="Burned-in outline colour.")] = None,
+    outline: Annotated[float | None, typer.Option(help="Burned-in outline width.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -545,20 +616,30 @@ def submit(
 
     settings = get_settings()
     base = server or settings.public_base_url or f"http://127.0.0.1:{settings.port}"
+    style = {"font_size": font_size, "position": position, "primary_colour": primary_colour,
+             "outline_colour": outline_colour, "outline": outline}  # fmt: skip
+    cue = {"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps}
     options = _options(
-        clip_mode=clip_mode, model=model, language=language, speakers=speakers,
-        num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
-        channels=channels, speaker_names=speaker_names, speaker_label=speaker_label,
+        clip_mode=clip_mode, model=model, language=language, task=task,
+        initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
+        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
+        min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
+        speaker_names=speaker_names, speaker_label=speaker_label,
+        style={k: v for k, v in style.items() if v is not None},
+        cue={k: v for k, v in cue.items() if v is not None},
     )  # fmt: skip
     spec: dict[str, Any] = {
         "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
         "priority": priority,
         "options": options.model_dump(mode="json", exclude_defaults=True),
+        "metadata": _metadata(metadata or []),
     }
     if start is not None:
         spec["start"] = start
     if end is not None:
         spec["end"] = end
+    if webhook_url is not None:
+        spec["webhook_url"] = webhook_url
     with Client(base, api_key) as client:
         path = Path(source)
         if path.is_file():

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     quota_audio_minutes_per_day: float = Field(
         1440.0, gt=0, description="Default audio minutes per day per API key."
     )
+    openai_wait_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a /v1/audio request waits for its job before it answers 504 "
+        "(the job carries on; its id is in the error).",
+    )
 
     # --- service: workers -------------------------------------------------------------
     worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process runs at once.")

@@ -71,6 +71,13 @@ class JobOptions(BaseModel):
     clip_mode: Literal["fast", "exact"] = "fast"
     hotwords: str | None = Field(None, max_length=1000)
     initial_prompt: str | None = Field(None, max_length=2000)
+    temperature: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Decoding temperature to start from; Whisper falls back to higher ones "
+        "(in steps of 0.2) where a segment decodes badly. 0: the most likely text.",
+    )
     words_in_markdown: bool = False
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
     cue_limits: CueLimits = Field(default_factory=CueLimits)

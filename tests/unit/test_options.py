@@ -11,6 +11,7 @@ from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError
 from reelscribe.options import JobOptions, parse_speaker_names
 from reelscribe.pipeline.plan import build_plan
+from reelscribe.service.spec import JobSpec
 
 #: JobOptions fields whose flag has another name (the CLI's names are older).
 RENAMED = {"words_in_markdown": "words_in_md", "max_chars_per_line": "max_line_chars"}
@@ -45,9 +46,17 @@ def test_transcribe_flags_and_job_options_match() -> None:
     assert flags - NOT_OPTIONS - options == set(), "flags the API lacks"
 
 
-def test_submit_offers_the_speaker_options() -> None:
-    speaker_fields = {n for n in JobOptions.model_fields if "speaker" in n or n == "channels"}
-    assert speaker_fields <= _flags("submit")
+#: Flags of `submit` that are not part of the job: where to send it, what to do after.
+SUBMIT_CLIENT = {"wait", "out", "server", "api_key", "as_json", "quiet"}
+
+
+def test_submit_flags_and_the_job_api_match() -> None:
+    flags = _flags("submit")
+    # The job spec's own fields ("source" is the argument; "options" are flattened).
+    spec_fields = set(JobSpec.model_fields) - {"options"}
+    assert spec_fields - flags == set(), "job spec fields without a submit flag"
+    assert _option_names() - flags == set(), "job options without a submit flag"
+    assert flags - SUBMIT_CLIENT - spec_fields - _option_names() == set(), "flags the API lacks"
 
 
 def test_plan_lists_the_stages_in_order_with_weights(tmp_path: object) -> None:

@@ -23,6 +23,7 @@ from reelscribe.api import (
     openapi,
     ui,
     uploads,
+    v1,
 )
 from reelscribe.api.accesslog import AccessLog
 from reelscribe.api.deps import Services
@@ -46,9 +47,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health, ui):
+    for module in (jobs, events, uploads, keys, blobs, health, ui, v1):
         app.include_router(module.router)
     errors.install(app)
+    v1.errors.install(app)  # OpenAI's error shape on /v1, over the handlers above
     openapi.install(app)
     limits.install(app, max_json_bytes=runtime.settings.max_json_bytes)
     app.add_middleware(AccessLog)

@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upload_not_found": 404,
     "blob_not_found": 404,
     "key_not_found": 404,
+    "model_not_found": 404,
     "job_state_conflict": 409,
     "job_not_done": 409,
     "idempotency_conflict": 409,
@@ -46,6 +47,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
     "quota_exceeded": 429,
     "queue_full": 429,
+    "transcription_timeout": 504,
 }
 
 _DESCRIPTIONS = {

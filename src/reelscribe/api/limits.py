@@ -37,6 +37,8 @@ CODE = "request_too_large"
 _STREAMED = (
     ("POST", re.compile(r"^/api/uploads/?$")),
     ("PATCH", re.compile(r"^/api/uploads/[^/]+/?$")),
+    # OpenAI-compatible audio: multipart media, bounded by max_upload_bytes.
+    ("POST", re.compile(r"^/v1/audio/(transcriptions|translations)/?$")),
 )
 
 

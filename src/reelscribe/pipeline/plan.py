@@ -123,6 +123,7 @@ def build_plan(
             task=options.task,
             initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
+            temperature=options.temperature,
         ),
         render=options.render_options(settings.speaker_label),
         diarize=_diarize_options(options, settings),

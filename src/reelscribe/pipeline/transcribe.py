@@ -36,6 +36,8 @@ class TranscribeOptions:
     task: Literal["transcribe", "translate"] = "transcribe"
     initial_prompt: str | None = None
     hotwords: str | None = None
+    #: The first decoding temperature; Whisper's fallback raises it by 0.2 up to 1.0.
+    temperature: float = 0.0
     word_timestamps: bool = True
     #: None: batched inference for audio at least ``batched_min_duration`` long.
     batched: bool | None = None
@@ -193,6 +195,12 @@ def window_bounds(samples: Audio, window: float) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
+def temperature_schedule(first: float) -> tuple[float, ...]:
+    """``first`` and the fallback temperatures above it, 0.2 apart, up to 1.0."""
+    steps = int((1.0 - first) / 0.2 + 1e-9)  # whole steps that stay within 1.0
+    return tuple(round(first + 0.2 * i, 2) for i in range(steps + 1))
+
+
 def _decode(
     loaded: LoadedModel, samples: Audio, options: TranscribeOptions, *, batched: bool
 ) -> tuple[Iterable[Any], Any]:
@@ -201,6 +209,8 @@ def _decode(
         "task": options.task,
         "initial_prompt": options.initial_prompt,
         "hotwords": options.hotwords,
+        # faster-whisper's own default is this schedule from 0.0.
+        "temperature": temperature_schedule(options.temperature),
         "word_timestamps": options.word_timestamps,
         "vad_filter": options.vad,
         "compression_ratio_threshold": options.compression_ratio_threshold,

@@ -1,0 +1,233 @@
+"""Transcriptions on request: the rules behind the OpenAI-compatible ``/v1/audio`` API.
+
+A request becomes an ordinary job: its file goes through the upload service, the job
+through the job service (so the same checks, quota and queue apply, and the job shows
+in the job list and the web UI), and a worker runs it. The caller then waits here, up
+to ``Settings.openai_wait_seconds``, woken by the in-process change notifications
+(``Runtime.changes``, when the worker shares the process) or else by a poll of the job
+row, and gets the job's JSON transcript back as a :class:`~reelscribe.models.Transcript`.
+
+Model names: ``whisper-1`` (what OpenAI clients send) means the server's default model;
+other names must be models this server has (the default, installed packaged models and
+hub models already downloaded), else :class:`ModelNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from reelscribe.backends.db import JobRow, JobStatus
+from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
+from reelscribe.models import Transcript
+from reelscribe.service.auth import ApiKey
+from reelscribe.service.jobs import JobService
+from reelscribe.service.spec import JobOptions, JobSpec, Source
+from reelscribe.service.uploads import UploadService
+
+#: The name OpenAI clients ask for; it stands for the server's default model.
+OPENAI_MODEL = "whisper-1"
+#: How often a waiting request reads the job row when no notification comes (a worker
+#: in another process cannot notify this one).
+POLL_SECONDS = 0.5
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+Granularity = Literal["word", "segment"]
+
+
+class InvalidParameterError(InvalidInputError):
+    """A request field OpenAI's API would refuse; ``param`` names it (OpenAI's name)."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str, *, param: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.param = param
+
+
+#: OpenAI's names of the job options a request sets.
+_PARAMS = {"initial_prompt": "prompt", "language": "language", "temperature": "temperature",
+           "model": "model"}  # fmt: skip
+
+
+class ModelNotFoundError(UserError):
+    """A model name this server does not have (HTTP 404)."""
+
+    code = "model_not_found"
+
+
+class TranscriptionTimeoutError(ReelscribeError):
+    """The job did not end within the synchronous wait (HTTP 504); it carries on."""
+
+    code = "transcription_timeout"
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class TranscriptionFailedError(ReelscribeError):
+    """The job ended without a transcript; ``code`` and fault are the job's."""
+
+    def __init__(self, message: str, *, code: str, user_fault: bool, job_id: str) -> None:
+        super().__init__(message, code=code)
+        self.user_fault = user_fault
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    """One ``/v1/audio/transcriptions`` or ``/v1/audio/translations`` call, validated."""
+
+    task: Literal["transcribe", "translate"]
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    response_format: ResponseFormat = "json"
+    temperature: float | None = None
+    granularities: frozenset[Granularity] = field(default_factory=frozenset)
+    stream: bool = False
+
+
+def _user_fault(code: str) -> bool:
+    """Whether a job's error code names a user's fault: the error class that owns the
+    code says so (unknown codes are the server's)."""
+    pending: list[type[ReelscribeError]] = [ReelscribeError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls.user_fault
+        pending.extend(cls.__subclasses__())
+    return False
+
+
+def cached_hub_models(models_dir: Path) -> list[str]:
+    """Hub models faster-whisper has already downloaded into ``models_dir/hub``."""
+    from reelscribe.asr.catalog import HUB_MODELS
+
+    hub = models_dir / "hub"
+    if not hub.is_dir():
+        return []
+    return [name for name in HUB_MODELS if any(hub.glob(f"models--*faster-whisper-{name}"))]
+
+
+def available_models(settings: Settings) -> list[str]:
+    """The model names this server can run without a download, default first."""
+    from reelscribe.asr.catalog import PACKAGED_MODELS
+
+    names = [settings.model]
+    names += [name for name, packaged in PACKAGED_MODELS.items() if packaged.installed()]
+    names += cached_hub_models(settings.models_dir)
+    return list(dict.fromkeys(names))
+
+
+def resolve_model(settings: Settings, name: str) -> str | None:
+    """The model a request names: None (the default) for ``whisper-1`` or the default's
+    own name, the name itself for another model the server has."""
+    if name in (OPENAI_MODEL, settings.model):
+        return None
+    if name in available_models(settings):
+        return name
+    raise ModelNotFoundError(f"The model '{name}' does not exist or you do not have access to it.")
+
+
+class TranscriptionService:
+    def __init__(self, jobs: JobService, uploads: UploadService) -> None:
+        self.jobs = jobs
+        self.uploads = uploads
+        self.runtime = jobs.runtime
+        self.settings = jobs.settings
+
+    def options(self, request: TranscriptionRequest) -> JobOptions:
+        """The job options a request asks for, checked as the job API checks them."""
+        values: dict[str, Any] = {
+            "model": resolve_model(self.settings, request.model),
+            "language": request.language,
+            "task": request.task,
+            "initial_prompt": request.prompt,
+            "temperature": request.temperature,
+        }
+        try:
+            return JobOptions.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else ""
+            param = _PARAMS.get(name, name)
+            raise InvalidParameterError(f"invalid '{param}': {first['msg']}", param=param) from exc
+
+    def spec(self, request: TranscriptionRequest, upload_id: str) -> JobSpec:
+        """The job a request runs: the JSON transcript only (every response format is
+        rendered from it), at ``fast`` priority since a caller is waiting."""
+        metadata = {"api": "openai", "model": request.model,
+                    "response_format": request.response_format}  # fmt: skip
+        return JobSpec(
+            source=Source(upload_id=upload_id),
+            outputs=["json"],
+            options=self.options(request),
+            priority="fast",
+            metadata=metadata,
+        )
+
+    async def submit(
+        self,
+        request: TranscriptionRequest,
+        chunks: AsyncIterable[bytes],
+        *,
+        caller: ApiKey,
+        filename: str | None,
+        content_type: str | None,
+        length: int | None = None,
+    ) -> JobRow:
+        """Stores the file and submits its job; the request is checked before the upload."""
+        self.options(request)
+        upload = await self.uploads.receive(
+            chunks, caller=caller, filename=filename, content_type=content_type, length=length
+        )
+        row, _ = await self.jobs.create(self.spec(request, upload.id), caller=caller)
+        return row
+
+    async def wait(self, job_id: str, caller: ApiKey, timeout: float | None = None) -> JobRow:
+        """Waits for the job to end, at most ``timeout`` (default: the setting) seconds."""
+        limit = self.settings.openai_wait_seconds if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            row = await self.jobs.get(job_id, caller)
+            if row.status.is_terminal:
+                return row
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TranscriptionTimeoutError(
+                    f"the transcription did not finish within {limit:g} s; it carries on as "
+                    f"job {job_id} (GET /api/jobs/{job_id}/result)",
+                    job_id=job_id,
+                )
+            await self.runtime.changes.wait(job_id, min(POLL_SECONDS, left))
+
+    async def transcript(self, row: JobRow) -> Transcript:
+        """The transcript of an ended job, or the job's error."""
+        from reelscribe.formats.json_doc import parse
+
+        if row.status is not JobStatus.DONE:
+            code = row.error_code or row.status.value
+            message = row.error_message or f"the job was {row.status.value}"
+            raise TranscriptionFailedError(
+                f"{message} (job {row.id})", code=code, user_fault=_user_fault(code), job_id=row.id
+            )
+        key = (row.result or {}).get("transcript_key")
+        if not isinstance(key, str):
+            raise TranscriptionFailedError(
+                f"job {row.id} has no transcript", code="internal", user_fault=False, job_id=row.id
+            )
+        data = bytearray()
+        async with contextlib.aclosing(self.runtime.storage.get_stream(key)) as chunks:
+            async for chunk in chunks:
+                data += chunk
+        return parse(bytes(data))
