@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import shutil
@@ -70,6 +71,7 @@ async def test_failed_claims_do_not_end_the_slot(
     caplog.set_level(logging.DEBUG, logger="reelscribe.worker")
     task = asyncio.ensure_future(worker.run())
     try:
+
         async def done() -> bool:
             job = await runtime.jobs.get(job_id)
             return job is not None and job.status == JobStatus.DONE
@@ -79,7 +81,7 @@ async def test_failed_claims_do_not_end_the_slot(
         worker.stop.set()
         await asyncio.wait_for(task, 10)
     assert worker.jobs_done == 1
-    gaps = [b - a for a, b in zip(calls, calls[1:5], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls[:5])]
     assert all(gap >= 0.05 for gap in gaps), gaps  # backed off, not a busy loop
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "claim" in r.message]
     # one line when the outage starts, one when it ends: not one per retry
@@ -101,6 +103,7 @@ async def test_a_failing_wait_does_not_end_the_slot(
     await asyncio.sleep(0.5)  # a few claims find nothing; every wait fails
     job_id = await clip_job(runtime, shared_media, tmp_path)
     try:
+
         async def done() -> bool:
             job = await runtime.jobs.get(job_id)
             return job is not None and job.status == JobStatus.DONE
@@ -182,6 +185,7 @@ async def test_scratch_folder_outlives_an_abandoned_pipeline_thread(
     worker = Worker(runtime)
     task = asyncio.ensure_future(worker.run())
     try:
+
         async def thread_ended() -> bool:
             return "folder_at_thread_end" in state
 
@@ -199,6 +203,7 @@ async def test_worker_heartbeat_row_reports_claims(runtime: Runtime) -> None:
     worker = Worker(runtime, worker_id="w-beat")
     task = asyncio.ensure_future(worker.run())
     try:
+
         async def published() -> bool:
             live = await workers.live_workers(runtime.engine, within=10)
             return any(w.id == "w-beat" and w.claim_age is not None for w in live)
