@@ -95,6 +95,14 @@ class Runtime:
         return self.settings.public_base_url or f"http://{self.settings.host}:{self.settings.port}"
 
     async def __aenter__(self) -> Self:
+        try:
+            return await self._open()
+        except BaseException:  # a dependency is down, say: close what was opened
+            await self._stack.aclose()
+            self._stack = AsyncExitStack()
+            raise
+
+    async def _open(self) -> Self:
         from reelscribe.migrations import upgrade_async
 
         settings = self.settings
