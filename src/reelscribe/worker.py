@@ -153,10 +153,10 @@ class Worker:
 
         No failure of the database, queue or storage ends a slot: a failed claim is
         retried with capped exponential backoff and jitter, logged once per outage."""
-        await asyncio.to_thread(self._warm_up)
-        await asyncio.to_thread(self._sweep)
-        beat = asyncio.ensure_future(self._beat())
+        beat = asyncio.ensure_future(self._beat())  # not healthy until it claims
         try:
+            await asyncio.to_thread(self._warm_up)
+            await asyncio.to_thread(self._sweep)
             slots = [self._slot(burst) for _ in range(self.settings.worker_concurrency)]
             await asyncio.gather(*slots)
         finally:

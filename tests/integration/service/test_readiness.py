@@ -107,11 +107,14 @@ async def test_a_real_worker_makes_the_service_ready(
     worker = Worker(rt, worker_id="w-real")
     task = asyncio.ensure_future(worker.run())
     try:
-        await asyncio.sleep(1.5)
-        body = (await client.get("/readyz")).json()
+        for _ in range(200):  # the model loads first
+            body = (await client.get("/readyz")).json()
+            listed = body["checks"]["workers"]["details"]["workers"]
+            if listed and listed[0]["claim_failing"]:
+                break
+            await asyncio.sleep(0.1)
         assert body["status"] == "unready", body
-        (listed,) = body["checks"]["workers"]["details"]["workers"]
-        assert (listed["id"], listed["claim_failing"]) == ("w-real", True)
+        assert [(w["id"], w["healthy"]) for w in listed] == [("w-real", False)]
 
         broken["on"] = False
         for _ in range(100):
