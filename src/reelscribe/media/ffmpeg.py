@@ -1,8 +1,13 @@
 """Finding and running ffmpeg.
 
-The system ``ffmpeg`` is used when it is on PATH; otherwise the static build shipped
-inside the ``imageio-ffmpeg`` wheel, so a pip-only install works. No ffprobe is
-needed anywhere (probing uses PyAV).
+Which ffmpeg, which H.264 encoder and which VAAPI device come from
+:class:`~reelscribe.config.Settings` (``REELSCRIBE_FFMPEG``, ``REELSCRIBE_H264_ENCODER``,
+``REELSCRIBE_VAAPI_DEVICE``, from the environment or ``.env``): the entry points hand
+them over once with :func:`configure` (``MediaTools.from_settings(settings)``); this
+package never reads the environment itself. Without a configured path the system
+``ffmpeg`` is used when it is on PATH; otherwise the static build shipped inside the
+``imageio-ffmpeg`` wheel, so a pip-only install works. No ffprobe is needed anywhere
+(probing uses PyAV).
 
 Every ffmpeg process goes through :func:`run_ffmpeg` (or :func:`ffmpeg_output` when
 its stdout is the product), so failures always surface the same way: a
@@ -13,16 +18,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shlex
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from reelscribe.errors import ProcessingError
+
+if TYPE_CHECKING:
+    from reelscribe.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +38,50 @@ log = logging.getLogger(__name__)
 FractionCallback = Callable[[float], None]
 
 
+@dataclass(frozen=True, slots=True)
+class MediaTools:
+    """The media tools this process uses (see the module docstring)."""
+
+    #: The ffmpeg binary; None: ffmpeg on PATH, else imageio-ffmpeg's.
+    ffmpeg: str | None = None
+    #: ``"auto"`` or an encoder name: what ``ClipOptions(encoder="auto")`` resolves to.
+    h264_encoder: str = "auto"
+    vaapi_device: str = "/dev/dri/renderD128"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaTools:
+        return cls(
+            ffmpeg=settings.ffmpeg or None,
+            h264_encoder=settings.h264_encoder.strip() or "auto",
+            vaapi_device=settings.vaapi_device,
+        )
+
+
+_tools = MediaTools()
+
+
+def configure(tools: MediaTools) -> None:
+    """Sets the process's media tools (forgetting what was probed with the old ones)."""
+    global _tools
+    if tools == _tools:
+        return
+    _tools = tools
+    ffmpeg_exe.cache_clear()
+    from reelscribe.media import encoders  # imports this module: not at the top
+
+    encoders.forget_probes()
+
+
+def tools() -> MediaTools:
+    """The media tools :func:`configure` set (defaults until then)."""
+    return _tools
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: ``$REELSCRIBE_FFMPEG``, PATH, then imageio-ffmpeg's."""
-    explicit = os.environ.get("REELSCRIBE_FFMPEG")
-    if explicit:
-        return explicit
+    """Path of the ffmpeg binary: the configured one, PATH's, then imageio-ffmpeg's."""
+    if _tools.ffmpeg:
+        return _tools.ffmpeg
     found = shutil.which("ffmpeg")
     if found:
         return found

@@ -84,6 +84,12 @@ class FetchOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FetchOptions:
+        """The fetch options of ``settings``. Every pipeline entry point (CLI commands,
+        job specs) builds these first, so this is also where the media tools of
+        ``settings`` (ffmpeg, H.264 encoder, VAAPI device) reach :mod:`reelscribe.media`."""
+        from reelscribe.media.ffmpeg import MediaTools, configure
+
+        configure(MediaTools.from_settings(settings))
         cookies = settings.ytdlp_cookies
         values: dict[str, Any] = {
             "max_bytes": settings.max_download_bytes,

@@ -103,9 +103,11 @@ class Runtime:
             raise
 
     async def _open(self) -> Self:
+        from reelscribe.media.ffmpeg import MediaTools, configure
         from reelscribe.migrations import upgrade_async
 
         settings = self.settings
+        configure(MediaTools.from_settings(settings))  # ffmpeg, encoder, VAAPI device
         if settings.database_url.startswith("sqlite:///"):
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
