@@ -5,7 +5,15 @@ A worker process loads its heavy resources (the Whisper model) once, then runs u
 blocking, CPU-bound code) while the event loop heartbeats its lease every
 ``heartbeat_seconds`` and writes its progress and steps, fenced by the lease token.
 Cancellation, a lost lease and shutdown reach the pipeline thread through its
-progress callback, which raises :class:`JobAborted` at the next report.
+progress callback, which raises :class:`JobAborted` at the next report (downloads
+report each read, ASR each segment), and through ffmpeg's abort check, which kills a
+running ffmpeg within a fraction of a second (see :func:`reelscribe.media.ffmpeg.abort_check`).
+
+No outage of the database, queue or storage ends a worker or one of its slots: every
+call is retried with capped exponential backoff and jitter (see
+:mod:`reelscribe.backends.faults`). Each worker writes a heartbeat row (the
+``workers`` table) that ``/readyz`` and ``/metrics`` read, and sweeps the scratch
+folders of dead workers (:mod:`reelscribe.service.scratch`).
 
 Results are stored under ``results/<job id>/<sha256[:16]>/<file name>``: the key is
 content-addressed within the job, so an attempt that produces what a crashed attempt
@@ -39,6 +47,7 @@ from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
 from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS
+from reelscribe.media.ffmpeg import abort_check
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
 from reelscribe.progress import Progress
 from reelscribe.service import scratch
@@ -53,6 +62,11 @@ STAGE_WEIGHTS = {
     "fetch": 1.0, "probe": 0.1, "clip": 1.0, "audio": 0.3, "transcribe": 5.0,
     "render": 0.1, "burn": 2.0, "upload": 0.5,
 }  # fmt: skip
+
+
+#: How long a cancelled pipeline may take to stop before the job is marked cancelled
+#: anyway (the thread is still waited for before its scratch folder is removed).
+CANCEL_GRACE = 0.5
 
 
 class JobAborted(ReelscribeError):
@@ -312,17 +326,29 @@ class Worker:
             raise
         except Exception as exc:  # a missing upload, unreachable storage: ends the attempt
             return exc
-        task = asyncio.ensure_future(asyncio.to_thread(
-            run, request, tmp / "out", tmp / "work", live, self.limits
-        ))  # fmt: skip
+
+        def check() -> None:  # also polled while ffmpeg runs: a cancel kills it
+            if live.abort_reason is not None:
+                raise JobAborted(live.abort_reason)
+
+        def pipeline() -> PipelineResult:
+            with abort_check(check):
+                return run(request, tmp / "out", tmp / "work", live, self.limits)
+
+        task = asyncio.ensure_future(asyncio.to_thread(pipeline))
         try:
-            lost = await self._heartbeat_until_done(claim, live, task)
+            ended = await self._heartbeat_until_done(claim, live, task)
+            if ended == "cancelled":
+                # The job is cancelled now; the thread stops at its next report (ASR:
+                # the next segment) and is waited for before its folder goes.
+                await self._end(claim, JobAborted("cancelled"))
+                return None
         finally:
             if not task.done():  # cancelled from outside: stop the thread, then wait for it
                 live.abort("shutdown")
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(task)
-        if lost:
+        if ended == "lost":
             with contextlib.suppress(BaseException):
                 await task
             return None
@@ -333,11 +359,13 @@ class Worker:
 
     async def _heartbeat_until_done(
         self, claim: Claim, live: _Live, task: asyncio.Future[PipelineResult]
-    ) -> bool:
-        """Heartbeats every ``heartbeat_seconds`` until ``task`` ends; True if the
-        lease was lost. An unreachable database or queue is retried at each beat;
-        once the lease has surely expired the job is abandoned (another worker may
-        have it) and the pipeline told to stop."""
+    ) -> str:
+        """Heartbeats every ``heartbeat_seconds`` until ``task`` ends ("done"), the
+        lease is lost ("lost") or a cancel did not stop the pipeline within
+        :data:`CANCEL_GRACE` ("cancelled": a stage between two progress reports). An
+        unreachable database or queue is retried at each beat; once the lease has
+        surely expired the job is abandoned (another worker may have it) and the
+        pipeline told to stop."""
         deadline: float | None = None
         lost = False
         retrier = Retrier(f"job {claim.job_id}: heartbeat", log)
@@ -349,6 +377,9 @@ class Worker:
             try:
                 if await self.runtime.queue.heartbeat(claim):
                     live.abort("cancelled")
+                    await asyncio.wait({task}, timeout=CANCEL_GRACE)
+                    if not task.done():
+                        return "cancelled"
                 retrier.succeeded()
                 last_ok = time.monotonic()
                 await self._report(claim, live)
@@ -365,7 +396,7 @@ class Worker:
                 deadline = deadline or time.monotonic() + self.settings.shutdown_grace_seconds
                 if time.monotonic() >= deadline:
                     live.abort("shutdown")
-        return lost
+        return "lost" if lost else "done"
 
     async def _report(self, claim: Claim, live: _Live) -> None:
         progress, stage, message, events = live.snapshot()

@@ -49,7 +49,6 @@ from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 STAGE = "fetch"
 MAX_REDIRECTS = 10
-_CHUNK = 1024 * 1024
 #: Responses that are not the media itself but describe where it is: web pages and
 #: HLS/DASH manifests go to yt-dlp's generic extractor.
 _EXTRACTOR_TYPES = frozenset(
@@ -335,7 +334,9 @@ def _save(
     try:
         received = 0
         with os.fdopen(fd, "wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
+            # As the bytes arrive (not 1 MiB at a time): each read reports progress,
+            # which is where a cancelled job stops, so a slow server cannot delay it.
+            for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
                     raise SourceTooLargeError(f"{url} is over the {max_bytes}-byte download limit")
