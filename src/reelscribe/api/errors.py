@@ -12,6 +12,7 @@ Anything else unexpected is a 500 with code ``internal`` and no internals in the
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -163,10 +164,33 @@ async def _disconnected(request: Request, exc: Exception) -> JSONResponse:
 RETRY_AFTER = 5
 
 
+class _OutageLog:
+    """One warning per ``every`` seconds during an outage (with how many requests got
+    a 503 meanwhile), not one per request; the rest at debug level."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def log(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.suppressed += 1
+            log.debug("%s", message)
+            return
+        more = f" (and {self.suppressed} more 503s)" if self.suppressed else ""
+        log.warning("%s%s", message, more)
+        self.last, self.suppressed = now, 0
+
+
+_outage_log = _OutageLog()
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if is_transient(exc):
-        log.warning("%s %s: a dependency is unavailable: %s", request.method,
-                    request.url.path, describe(exc))  # fmt: skip
+        _outage_log.log(f"{request.method} {request.url.path}: a dependency is unavailable: "
+                        f"{describe(exc)}")  # fmt: skip
         return error_response(
             503, "unavailable", "a dependency is unavailable; try again later",
             {"retry_after": RETRY_AFTER}, {"Retry-After": str(RETRY_AFTER)},

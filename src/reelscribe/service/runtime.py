@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
 from reelscribe.backends.db import JobStore, create_engine
 from reelscribe.backends.queue import DatabaseQueue, Queue
@@ -79,6 +82,29 @@ def signing_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+#: PostgreSQL advisory lock held while migrating ("reelscribe" in ASCII).
+MIGRATION_LOCK = 0x7265656C73637269
+
+
+async def migrate(url: str, upgrade: Callable[[str], Awaitable[None]]) -> None:
+    """Runs ``upgrade(url)``; on PostgreSQL under an advisory lock, so processes that
+    start together (an API and a worker waiting for the same database to come back)
+    migrate one after the other instead of colliding on the first CREATE TABLE."""
+    if not url.startswith(("postgres", "postgresql")):
+        await upgrade(url)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                await upgrade(url)
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        await engine.dispose()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -112,7 +138,7 @@ class Runtime:
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
-        await upgrade_async(settings.database_url)
+        await migrate(settings.database_url, upgrade_async)
         self.secret = signing_secret(settings)
         self.engine = create_engine(settings.database_url)
         self._stack.push_async_callback(self.engine.dispose)

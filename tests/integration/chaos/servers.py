@@ -75,7 +75,14 @@ class PrivatePostgres:
         self._run(f"{self.bin}/createdb -h {self.root} -p {self.port} -U postgres {name}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
+    def running(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
     def start(self) -> None:
+        if self.running():
+            return
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(f"{self.bin}/pg_ctl -D {self.data} -o '{options}' -l {self.root}/log -w start")
         wait_port(self.port, up=True)
