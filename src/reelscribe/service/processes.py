@@ -138,6 +138,33 @@ async def _serve_app(runtime: Runtime, gate: _Gate, stop: asyncio.Event) -> None
             await sleep_unless(stop, retrier.failed(exc))
 
 
+async def _supervise(
+    runtime: Runtime, stop: asyncio.Event, worker_tasks: list[asyncio.Task[Any]]
+) -> None:
+    """Waits for ``stop``; a worker that ends before it (a bug: outages never end one)
+    is logged and started again after a pause, so the process never sits there alive
+    with no worker. ``worker_tasks`` is updated in place."""
+    retrier = Retrier("worker task", log, cap=runtime.settings.backend_retry_max_seconds)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            await asyncio.wait([stopper, *worker_tasks], return_when=asyncio.FIRST_COMPLETED)
+            for i, task in enumerate(worker_tasks):
+                if not task.done() or stop.is_set():
+                    continue
+                error = None if task.cancelled() else task.exception()
+                log.error("a worker ended unexpectedly; starting it again", exc_info=error)
+                if await sleep_unless(stop, retrier.failed(error or RuntimeError("ended"))):
+                    return
+                from reelscribe.worker import Worker  # only where workers run
+
+                worker = Worker(runtime)
+                worker.stop = stop
+                worker_tasks[i] = asyncio.create_task(worker.run())
+    finally:
+        stopper.cancel()
+
+
 async def run_service(
     settings: Settings,
     *,
@@ -217,7 +244,7 @@ async def _run_parts(
         await asyncio.gather(*worker_tasks)
         stop.set()
     else:
-        await stop.wait()
+        await _supervise(runtime, stop, worker_tasks)
     log.info("shutting down")
     await asyncio.gather(*worker_tasks, return_exceptions=True)
     await asyncio.gather(*tasks, return_exceptions=True)
