@@ -199,6 +199,30 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long a running job may take to finish."
     )
+    worker_beat_seconds: float = Field(
+        2.0, gt=0, description="How often a worker writes its heartbeat row (for /readyz)."
+    )
+    worker_stale_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A worker whose heartbeat or claim attempt is older than this is not "
+        "counted as live by /readyz and /metrics.",
+    )
+    backend_retry_max_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Longest pause between retries when the database, queue or storage is "
+        "unreachable (capped exponential backoff with jitter).",
+    )
+    scratch_max_age_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="A job scratch folder (reelscribe-job-*) that names no owner process is "
+        "removed by the sweep once older than this.",
+    )
+    scratch_sweep_seconds: float = Field(
+        600.0, gt=0, description="How often a worker sweeps orphaned job scratch folders."
+    )
     embedded_workers: int = Field(
         1, ge=0, description="Worker tasks `reelscribe serve` runs inside the API process."
     )

@@ -5,7 +5,15 @@ A worker process loads its heavy resources (the Whisper model) once, then runs u
 blocking, CPU-bound code) while the event loop heartbeats its lease every
 ``heartbeat_seconds`` and writes its progress and steps, fenced by the lease token.
 Cancellation, a lost lease and shutdown reach the pipeline thread through its
-progress callback, which raises :class:`JobAborted` at the next report.
+progress callback, which raises :class:`JobAborted` at the next report (downloads
+report each read, ASR each segment), and through ffmpeg's abort check, which kills a
+running ffmpeg within a fraction of a second (see :func:`reelscribe.media.ffmpeg.abort_check`).
+
+No outage of the database, queue or storage ends a worker or one of its slots: every
+call is retried with capped exponential backoff and jitter (see
+:mod:`reelscribe.backends.faults`). Each worker writes a heartbeat row (the
+``workers`` table) that ``/readyz`` and ``/metrics`` read, and sweeps the scratch
+folders of dead workers (:mod:`reelscribe.service.scratch`).
 
 Results are stored under ``results/<job id>/<sha256[:16]>/<file name>``: the key is
 content-addressed within the job, so an attempt that produces what a crashed attempt
@@ -18,12 +26,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,16 +39,20 @@ from typing import Any
 from sqlalchemy import select
 
 from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.db.schema import UploadRow
+from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
 from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.backends.storage import BlobStore
 from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
 from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS, render
+from reelscribe.media.ffmpeg import abort_check
 from reelscribe.pipeline.plan import PlannedStage
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
 from reelscribe.progress import Progress
+from reelscribe.service import scratch
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec, to_plan
 from reelscribe.service.steps import record
@@ -49,6 +61,11 @@ log = logging.getLogger("reelscribe.worker")
 
 #: The worker's own step after the pipeline's: storing the outputs.
 UPLOAD_STEP = ("upload", 0.5)
+
+
+#: How long a cancelled pipeline may take to stop before the job is marked cancelled
+#: anyway (the thread is still waited for before its scratch folder is removed).
+CANCEL_GRACE = 0.5
 
 
 class JobAborted(ReelscribeError):
@@ -128,45 +145,108 @@ class Worker:
         )
         self.stop = asyncio.Event()
         self.jobs_done = 0
+        #: For the heartbeat row: jobs in hand, when a slot last asked for a job
+        #: (monotonic) and whether that failed.
+        self.busy = 0
+        self.last_claim: float | None = None
+        self.claim_failing = False
 
     async def run(self, *, burst: bool = False) -> None:
-        """Runs until :attr:`stop` is set (or, in burst mode, until no job is due)."""
-        await asyncio.to_thread(self._warm_up)
-        slots = [self._slot(burst) for _ in range(self.settings.worker_concurrency)]
-        await asyncio.gather(*slots)
+        """Runs until :attr:`stop` is set (or, in burst mode, until no job is due).
+
+        No failure of the database, queue or storage ends a slot: a failed claim is
+        retried with capped exponential backoff and jitter, logged once per outage."""
+        beat = asyncio.ensure_future(self._beat())  # not healthy until it claims
+        try:
+            await asyncio.to_thread(self._warm_up)
+            await asyncio.to_thread(self._sweep)
+            slots = [self._slot(burst) for _ in range(self.settings.worker_concurrency)]
+            await asyncio.gather(*slots)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(BaseException):
+                await beat
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(workers.forget(self.runtime.engine, self.worker_id), 2.0)
 
     def _warm_up(self) -> None:
         # The model is loaded once per process; a broken model fails jobs, not the worker.
         with contextlib.suppress(ReelscribeError):
             load_model(EngineOptions.from_settings(self.settings))
 
+    def _sweep(self) -> None:
+        scratch.sweep(max_age=self.settings.scratch_max_age_seconds)
+
+    async def _beat(self) -> None:
+        """Publishes this worker's heartbeat row (for /readyz and /metrics) and sweeps
+        orphaned scratch folders now and then; survives any outage."""
+        retrier = Retrier(f"worker {self.worker_id}: heartbeat row", log)
+        last_sweep = time.monotonic()
+        while True:
+            age = None if self.last_claim is None else time.monotonic() - self.last_claim
+            beat = workers.WorkerBeat(
+                id=self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+                slots=self.settings.worker_concurrency, busy=self.busy, claim_age=age,
+                claim_failing=self.claim_failing,
+            )  # fmt: skip
+            try:
+                await workers.publish(self.runtime.engine, beat)
+            except Exception as exc:
+                await asyncio.sleep(min(retrier.failed(exc), self.settings.worker_beat_seconds))
+                continue
+            retrier.succeeded()
+            if time.monotonic() - last_sweep >= self.settings.scratch_sweep_seconds:
+                last_sweep = time.monotonic()
+                await asyncio.to_thread(self._sweep)
+            await asyncio.sleep(self.settings.worker_beat_seconds)
+
     async def _slot(self, burst: bool) -> None:
         queue = self.runtime.queue
+        retrier = Retrier(f"worker {self.worker_id}: claim", log,
+                          cap=self.settings.backend_retry_max_seconds)  # fmt: skip
         while not self.stop.is_set():
-            claim = await queue.claim(self.worker_id, self.settings.lease_seconds)
-            if claim is None:
-                if burst:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait(), timeout=5.0)
+            self.last_claim = time.monotonic()
+            try:
+                claim = await queue.claim(self.worker_id, self.settings.lease_seconds)
+                if claim is None:
+                    retrier.succeeded()
+                    self.claim_failing = False
+                    if burst:
+                        return
+                    await self._wait()
+                    continue
+            except Exception as exc:  # the database or queue is down: back off, never quit
+                self.claim_failing = True
+                await sleep_unless(self.stop, retrier.failed(exc))
                 continue
+            retrier.succeeded()
+            self.claim_failing = False
+            self.busy += 1
             try:
                 await self.process(claim)
                 self.runtime.changes.notify(claim.job_id)  # it ended (or moved on)
-            except Exception:  # the database went away mid-job, say: keep the slot alive
-                log.exception("job %s: could not finish the attempt", claim.job_id)
+            except Exception as exc:  # the database went away mid-job, say: keep the slot
                 # The lease runs out and the job is claimed again; pause before the
                 # next claim so a broken backend is not hammered.
-                await asyncio.sleep(1.0)
+                log.error("job %s: could not finish the attempt: %s", claim.job_id,
+                          describe(exc), exc_info=not is_transient(exc))  # fmt: skip
+                await sleep_unless(self.stop, retrier.failed(exc))
                 continue
+            finally:
+                self.busy -= 1
             self.jobs_done += 1
 
     async def _wait(self) -> None:
         waiter = asyncio.ensure_future(self.runtime.queue.wait(5.0))
         stopper = asyncio.ensure_future(self.stop.wait())
-        _, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper):
+                task.cancel()
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
+            # Waiting failed (the queue is down): the next claim finds out and backs off.
+            await sleep_unless(self.stop, 0.2)
 
     async def process(self, claim: Claim) -> None:
         queue = self.runtime.queue
@@ -174,60 +254,91 @@ class Worker:
         try:
             spec = JobSpec.model_validate(claim.spec)
         except ValueError as exc:
-            await queue.fail(claim, InvalidInputError(f"invalid job spec: {exc}"), retryable=False)
+            invalid = InvalidInputError(f"invalid job spec: {exc}")
+            await self._settle(claim, "fail", lambda: queue.fail(claim, invalid, retryable=False))
             return
         live = _Live(weights={})
+        # Removed only after the pipeline thread has ended (_run_pipeline waits for it).
+        tmp = scratch.make()
         try:
-            with tempfile.TemporaryDirectory(prefix="reelscribe-job-") as tmp:
-                outcome = await self._run_pipeline(claim, spec, live, Path(tmp))
-                if outcome is None:
-                    return  # lease lost: another worker owns the job; write nothing
-                if isinstance(outcome, PipelineResult):
-                    live.switch("upload")
-                    try:
-                        result = await self._store(claim, outcome)
-                    except Exception as exc:  # storage unreachable, disk full...
-                        await self._end(claim, exc)
-                        return
-                    live.switch(None)
-                    await self._report(claim, live)
-                    await queue.complete(
-                        claim, result, retain_seconds=self.settings.retention_seconds
-                    )
+            outcome = await self._run_pipeline(claim, spec, live, tmp)
+            if outcome is None:
+                return  # lease lost: another worker owns the job; write nothing
+            if isinstance(outcome, PipelineResult):
+                live.switch("upload")
+                try:
+                    result = await self._store(claim, outcome)
+                except Exception as exc:  # storage unreachable, disk full...
+                    await self._end(claim, exc)
                     return
-                await self._end(claim, outcome)
+                live.switch(None)
+                await self._settle(claim, "report", lambda: self._report(claim, live))
+                await self._settle(claim, "complete", lambda: queue.complete(
+                    claim, result, retain_seconds=self.settings.retention_seconds))  # fmt: skip
+                return
+            await self._end(claim, outcome)
         except LeaseLost:
             log.warning("job %s: lease lost; leaving it to its new worker", claim.job_id)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+    async def _settle(self, claim: Claim, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Runs a write about the job, retrying transient faults (with backoff) for up
+        to a lease: a completed job must not be run again because the database was
+        restarting at the moment it finished. LeaseLost and other errors propagate."""
+        retrier = Retrier(f"job {claim.job_id}: {what}", log,
+                          cap=self.settings.backend_retry_max_seconds)  # fmt: skip
+        deadline = time.monotonic() + max(self.settings.lease_seconds, 5.0)
+        while True:
+            try:
+                result = await call()
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(retrier.failed(exc))
+                continue
+            retrier.succeeded()
+            return result
 
     async def _run_pipeline(
         self, claim: Claim, spec: JobSpec, live: _Live, tmp: Path
     ) -> PipelineResult | BaseException | None:
         """Runs the pipeline while heartbeating; returns its result, the exception that
-        ended it, or None when the lease was lost."""
-        source = await self._source(claim, spec, tmp)
-        plan = to_plan(spec, source, self.settings).then(*UPLOAD_STEP)
-        live.plan(plan.stages)
-        task = asyncio.ensure_future(asyncio.to_thread(
-            run, plan.request, tmp / "out", tmp / "work", live, self.limits
-        ))  # fmt: skip
-        deadline: float | None = None
-        lost = False
-        while not task.done():
-            await asyncio.wait({task}, timeout=self.settings.heartbeat_seconds)
-            if lost:
-                continue
-            try:
-                if await self.runtime.queue.heartbeat(claim):
-                    live.abort("cancelled")
-                await self._report(claim, live)
-            except LeaseLost:
-                live.abort("lease lost")
-                lost = True
-            if self.stop.is_set():
-                deadline = deadline or time.monotonic() + self.settings.shutdown_grace_seconds
-                if time.monotonic() >= deadline:
-                    live.abort("shutdown")
-        if lost:
+        ended it, or None when the lease was lost. Returns (or raises) only after the
+        pipeline thread has ended, so the caller may delete ``tmp``."""
+        try:
+            source = await self._settle(claim, "source", lambda: self._source(claim, spec, tmp))
+            plan = to_plan(spec, source, self.settings).then(*UPLOAD_STEP)
+            live.plan(plan.stages)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a missing upload, unreachable storage: ends the attempt
+            return exc
+
+        def check() -> None:  # also polled while ffmpeg runs: a cancel kills it
+            if live.abort_reason is not None:
+                raise JobAborted(live.abort_reason)
+
+        def pipeline() -> PipelineResult:
+            with abort_check(check):
+                return run(plan.request, tmp / "out", tmp / "work", live, self.limits)
+
+        task = asyncio.ensure_future(asyncio.to_thread(pipeline))
+        try:
+            ended = await self._heartbeat_until_done(claim, live, task)
+            if ended == "cancelled":
+                # The job is cancelled now; the thread stops at its next report (ASR:
+                # the next segment) and is waited for before its folder goes.
+                await self._end(claim, JobAborted("cancelled"))
+                return None
+        finally:
+            if not task.done():  # cancelled from outside: stop the thread, then wait for it
+                live.abort("shutdown")
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+        if ended == "lost":
             with contextlib.suppress(BaseException):
                 await task
             return None
@@ -235,6 +346,47 @@ class Worker:
             return await task
         except Exception as exc:  # every failure ends the attempt
             return exc
+
+    async def _heartbeat_until_done(
+        self, claim: Claim, live: _Live, task: asyncio.Future[PipelineResult]
+    ) -> str:
+        """Heartbeats every ``heartbeat_seconds`` until ``task`` ends ("done"), the
+        lease is lost ("lost") or a cancel did not stop the pipeline within
+        :data:`CANCEL_GRACE` ("cancelled": a stage between two progress reports). An
+        unreachable database or queue is retried at each beat; once the lease has
+        surely expired the job is abandoned (another worker may have it) and the
+        pipeline told to stop."""
+        deadline: float | None = None
+        lost = False
+        retrier = Retrier(f"job {claim.job_id}: heartbeat", log)
+        last_ok = time.monotonic()
+        while not task.done():
+            await asyncio.wait({task}, timeout=self.settings.heartbeat_seconds)
+            if lost:
+                continue
+            try:
+                if await self.runtime.queue.heartbeat(claim):
+                    live.abort("cancelled")
+                    await asyncio.wait({task}, timeout=CANCEL_GRACE)
+                    if not task.done():
+                        return "cancelled"
+                retrier.succeeded()
+                last_ok = time.monotonic()
+                await self._report(claim, live)
+            except LeaseLost:
+                live.abort("lease lost")
+                lost = True
+            except Exception as exc:
+                retrier.failed(exc)
+                if time.monotonic() - last_ok > claim.lease_seconds:
+                    log.warning("job %s: no heartbeat for a lease; abandoning it", claim.job_id)
+                    live.abort("lease lost")
+                    lost = True
+            if self.stop.is_set():
+                deadline = deadline or time.monotonic() + self.settings.shutdown_grace_seconds
+                if time.monotonic() >= deadline:
+                    live.abort("shutdown")
+        return "lost" if lost else "done"
 
     async def _report(self, claim: Claim, live: _Live) -> None:
         progress, stage, message, events = live.snapshot()
@@ -246,17 +398,20 @@ class Worker:
         queue = self.runtime.queue
         if isinstance(exc, JobAborted):
             if exc.message == "cancelled":
-                await queue.cancelled(claim)
+                await self._settle(claim, "cancelled", lambda: queue.cancelled(claim))
             else:  # shutdown: give the job back without counting the attempt
-                await queue.release(claim)
+                await self._settle(claim, "release", lambda: queue.release(claim))
             return
         if isinstance(exc, ReelscribeError):
             log.info("job %s failed: %s (%s)", claim.job_id, exc, exc.code)
-            await queue.fail(claim, exc)
+            await self._settle(claim, "fail", lambda: queue.fail(claim, exc))
             return
-        log.exception("job %s: unexpected error", claim.job_id, exc_info=exc)
-        await queue.fail(claim, ProcessingError(f"internal error: {type(exc).__name__}: {exc}"),
-                         retryable=True)  # fmt: skip
+        if is_transient(exc):  # storage or database unreachable: a retryable attempt
+            log.warning("job %s: attempt failed on an outage: %s", claim.job_id, describe(exc))
+        else:
+            log.exception("job %s: unexpected error", claim.job_id, exc_info=exc)
+        error = ProcessingError(f"internal error: {type(exc).__name__}: {exc}")
+        await self._settle(claim, "fail", lambda: queue.fail(claim, error, retryable=True))
 
     async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> str:
         if spec.source.url is not None:
@@ -269,7 +424,8 @@ class Worker:
             raise InvalidInputError(f"upload {spec.source.upload_id} is missing or incomplete")
         name = Path(upload.filename).name.lstrip(".") or "upload"
         path = tmp / "source" / name
-        path.parent.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # exists when this is a retry
+        path.unlink(missing_ok=True)
         local = self.runtime.storage.local_path(upload.storage_key)
         if local is not None:
             # Same machine: a link (under the user's file name, which names the outputs)

@@ -17,8 +17,14 @@ import httpx
 import pytest
 
 from tests.acceptance.test_service import service  # noqa: F401 - a fixture
+from tests.services import REQUIRE_SERVICES, missing_service
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+try:
+    from playwright import sync_api
+except ImportError:  # pragma: no cover - CI installs it (the dev extra)
+    if REQUIRE_SERVICES:
+        raise
+    pytest.skip("playwright is not installed", allow_module_level=True)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -26,7 +32,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)")
+        missing_service("Chromium is not installed (apt-get install chromium; .ci/run does it)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]

@@ -109,15 +109,22 @@ def test_translate_task_and_forced_language(
     audio = decode_channel(shared_media / "multilingual.mp3")[31 * 16000 : 45 * 16000]
     german = transcribe(audio, TranscribeOptions(engine=engine_options, language="de"), model=model)
     assert german.language == "de"
-    assert {"der", "die", "und", "software"} & set(normalise_words(german.text))
+    german_words = normalise_words(german.text)
+    # Compared by stem: int8 kernels differ between CPUs ("software" / "softwares").
+    assert {"der", "die", "und"} & set(german_words) or has_stem(german_words, "software")
     english = transcribe(
         audio,
         TranscribeOptions(engine=engine_options, language="de", task="translate"),
         model=model,
     )
     assert english.task == "translate"
-    assert "software" in normalise_words(english.text)
+    assert has_stem(normalise_words(english.text), "software")
     assert not {"der", "die", "und"} & set(normalise_words(english.text))
+
+
+def has_stem(words: list[str], stem: str) -> bool:
+    """A word that is ``stem`` or an inflection of it (plural, possessive)."""
+    return any(word.startswith(stem) and len(word) <= len(stem) + 2 for word in words)
 
 
 def test_silence_gives_no_text(model: LoadedModel, engine_options: EngineOptions) -> None:

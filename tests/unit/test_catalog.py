@@ -53,11 +53,22 @@ def test_bad_names(tmp_path: Path) -> None:
         resolve(str(tmp_path), tmp_path)
 
 
-def test_hub_model_offline_says_what_to_do(tmp_path: Path) -> None:
+def test_hub_model_offline_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import faster_whisper
+
     from reelscribe.asr.engine import EngineOptions, load_model
 
+    calls: list[dict[str, object]] = []
+
+    class UnreachableHub:  # what WhisperModel does offline, whether or not this host is
+        def __init__(self, name: str, **kwargs: object) -> None:
+            calls.append(kwargs)
+            raise OSError(f"cannot reach the hub to download {name!r}")
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", UnreachableHub)
     with pytest.raises(ModelUnavailableError) as info:
         load_model(EngineOptions(model="tiny", models_dir=tmp_path))
     message = str(info.value)
+    assert [c.get("local_files_only") for c in calls] == [True, None]  # cache, then hub
     assert "offline-models" in message
     assert "REELSCRIBE_MODEL" in message

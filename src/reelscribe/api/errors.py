@@ -2,13 +2,17 @@
 
 ``{"error": {"code": "...", "message": "...", "details": ...}}``. A
 :class:`~reelscribe.errors.ReelscribeError` the caller caused is a 4xx (its ``code``
-picks which; 400 otherwise), never a 500; a transient fault is a 503; anything
-unexpected is a 500 with code ``internal`` and no internals in the message.
+picks which; 400 otherwise), never a 500; a transient fault is a 503 with
+``Retry-After``: a retryable ReelscribeError, and any exception that says the database,
+queue or storage could not be reached (connection refused or reset, timeout, server
+restarting: :func:`~reelscribe.backends.faults.is_transient`), code ``unavailable``.
+Anything else unexpected is a 500 with code ``internal`` and no internals in the message.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from reelscribe.api.schemas import ErrorBody
+from reelscribe.backends.faults import describe, is_transient
 from reelscribe.backends.storage import RangeNotSatisfiableError
 from reelscribe.errors import ReelscribeError
 from reelscribe.service.auth import RateLimitedError
@@ -41,6 +46,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "idempotency_conflict": 409,
     "upload_offset_mismatch": 409,
     "upload_complete": 409,
+    "upload_in_use": 409,
     "gone": 410,
     "upload_too_large": 413,
     "range_not_satisfiable": 416,
@@ -70,7 +76,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     entries: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
-        if status == 429:
+        if status in (429, 503):
             entry["headers"] = {
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
             }
@@ -117,7 +123,7 @@ async def _reelscribe_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s: %s", exc.code, exc.message, exc_info=exc)
     if exc.retryable:
-        headers.setdefault("Retry-After", "5")
+        headers.setdefault("Retry-After", str(RETRY_AFTER))
     return error_response(status, exc.code, exc.message, details, headers)
 
 
@@ -157,12 +163,71 @@ async def _disconnected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "client_disconnected", "the client disconnected")
 
 
+#: Seconds a client is told to wait after a transient fault.
+RETRY_AFTER = 5
+
+
+class _OutageLog:
+    """One warning per ``every`` seconds during an outage (with how many requests got
+    a 503 meanwhile), not one per request; the rest at debug level."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def log(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.suppressed += 1
+            log.debug("%s", message)
+            return
+        more = f" (and {self.suppressed} more 503s)" if self.suppressed else ""
+        log.warning("%s%s", message, more)
+        self.last, self.suppressed = now, 0
+
+
+_outage_log = _OutageLog()
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        _outage_log.log(f"{request.method} {request.url.path}: a dependency is unavailable: "
+                        f"{describe(exc)}")  # fmt: skip
+        return error_response(
+            503, "unavailable", "a dependency is unavailable; try again later",
+            {"retry_after": RETRY_AFTER}, {"Retry-After": str(RETRY_AFTER)},
+        )  # fmt: skip
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal", "internal server error")
 
 
+def _transient_classes() -> list[type[Exception]]:
+    """The exception types a down database, Redis or S3 raises. Handled inside the
+    app (not by the outermost Exception handler, which re-raises to the server after
+    answering): the 503 is the whole story, no traceback per request."""
+    classes: list[type[Exception]] = [OSError, TimeoutError, EOFError]
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    classes += [DBAPIError, SQLAlchemyError]
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # the redis extra is not installed
+        pass
+    else:
+        classes.append(RedisError)
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # the s3 extra is not installed
+        pass
+    else:
+        classes.append(BotoCoreError)
+    return classes
+
+
 def install(app: FastAPI) -> None:
+    for cls in _transient_classes():
+        app.add_exception_handler(cls, _unexpected)
     app.add_exception_handler(ReelscribeError, _reelscribe_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

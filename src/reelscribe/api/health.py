@@ -1,21 +1,31 @@
 """``/healthz`` (the process answers), ``/readyz`` (its database, queue and storage
-answer too) and ``/metrics`` (Prometheus text; needs an admin key, which Prometheus
-sends with ``authorization: {credentials: …}``)."""
+answer too, and the workers take jobs) and ``/metrics`` (Prometheus text; needs an
+admin key, which Prometheus sends with ``authorization: {credentials: …}``).
+
+The ``workers`` check reads the workers' heartbeat rows (:mod:`reelscribe.backends.db.workers`):
+a worker is healthy when it heartbeated and asked the queue for a job (successfully)
+within ``worker_stale_seconds``, or is busy in every slot. The check fails when jobs
+have been due for longer than that and no worker is healthy: workers that are stuck,
+dead or absent while work waits. An idle service with no worker is still ready.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from reelscribe.api import metrics
 from reelscribe.api.deps import AdminKey, RuntimeDep
 from reelscribe.api.errors import error_responses
 from reelscribe.api.schemas import Check, Health, Readiness
+from reelscribe.backends.db import JobRow, JobStatus, reader, workers
+from reelscribe.backends.db.types import seconds_since
 from reelscribe.service.runtime import Runtime
 
 router = APIRouter(tags=["health"])
@@ -44,27 +54,68 @@ async def _storage(runtime: Runtime) -> None:
     await runtime.storage.exists("readyz/probe")  # a lookup: reaches the bucket or folder
 
 
-async def _check(probe: Callable[[Runtime], Awaitable[None]], runtime: Runtime) -> Check:
+class _Unready(Exception):
+    def __init__(self, reason: str, details: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.details = details
+
+
+async def _workers(runtime: Runtime) -> dict[str, Any]:
+    stale = runtime.settings.worker_stale_seconds
+    live = await workers.live_workers(runtime.engine, within=stale)
+    healthy = [w for w in live if w.healthy(stale)]
+    async with reader(runtime.engine).connect() as conn:
+        waiting = (await conn.execute(
+            select(func.count()).select_from(JobRow).where(
+                JobRow.status == JobStatus.QUEUED, seconds_since(JobRow.run_after) > stale
+            )
+        )).scalar_one()  # fmt: skip
+    details: dict[str, Any] = {
+        "live": len(live),
+        "healthy": len(healthy),
+        "jobs_waiting_too_long": waiting,
+        "workers": [
+            {"id": w.id, "healthy": w.healthy(stale), "busy": w.busy, "slots": w.slots,
+             "seen_age": round(w.seen_age, 3),
+             "claim_age": None if w.claim_age is None else round(w.claim_age, 3),
+             "claim_failing": w.claim_failing}
+            for w in live
+        ],
+    }  # fmt: skip
+    if waiting and not healthy:
+        raise _Unready(f"{waiting} jobs due for over {stale:g} s and no healthy worker", details)
+    return details
+
+
+async def _check(
+    probe: Callable[[Runtime], Awaitable[dict[str, Any] | None]], runtime: Runtime
+) -> Check:
     started = time.perf_counter()
     try:
         with anyio.fail_after(CHECK_TIMEOUT):
-            await probe(runtime)
+            details = await probe(runtime)
+    except _Unready as exc:
+        return Check(ok=False, seconds=round(time.perf_counter() - started, 4),
+                     error=str(exc), details=exc.details)  # fmt: skip
     except Exception as exc:  # any failure means "not ready"; the reason is reported
         return Check(ok=False, seconds=time.perf_counter() - started, error=type(exc).__name__)
-    return Check(ok=True, seconds=round(time.perf_counter() - started, 4))
+    return Check(ok=True, seconds=round(time.perf_counter() - started, 4), details=details)
 
 
 @router.get(
     "/readyz",
-    summary="Readiness: database, queue and storage reachable",
+    summary="Readiness: database, queue and storage reachable; workers taking jobs",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Something is unreachable"}},
 )
 async def readyz(runtime: RuntimeDep) -> Response:
     checks = {
         name: await _check(probe, runtime)
-        for name, probe in (("database", _database), ("queue", _queue), ("storage", _storage))
-    }
+        for name, probe in (
+            ("database", _database), ("queue", _queue), ("storage", _storage),
+            ("workers", _workers),
+        )
+    }  # fmt: skip
     ready = all(check.ok for check in checks.values())
     body = Readiness(status="ready" if ready else "unready", checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

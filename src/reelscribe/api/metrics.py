@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, reader
+from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, reader, workers
 from reelscribe.service.runtime import Runtime
 
 WINDOW = timedelta(hours=1)
@@ -82,6 +82,8 @@ async def collect(runtime: Runtime, now: datetime | None = None) -> list[Metric]
     latencies = [
         max(0.0, (started - due).total_seconds()) for started, due in claims if started and due
     ]
+    stale = runtime.settings.worker_stale_seconds
+    live = await workers.live_workers(runtime.engine, within=stale)
     depth = GaugeMetricFamily("reelscribe_queue_depth", "Jobs waiting to be claimed.")
     depth.add_metric([], float(counts.get(JobStatus.QUEUED, 0)))
     jobs = GaugeMetricFamily("reelscribe_jobs", "Jobs by status.", labels=["status"])
@@ -90,6 +92,7 @@ async def collect(runtime: Runtime, now: datetime | None = None) -> list[Metric]
     return [
         depth,
         jobs,
+        *_worker_families(live, stale),
         summary(
             "reelscribe_step_duration_seconds",
             "Duration of pipeline steps finished in the last hour.",
@@ -101,6 +104,34 @@ async def collect(runtime: Runtime, now: datetime | None = None) -> list[Metric]
             {(): latencies},
         ),
     ]
+
+
+def _worker_families(live: list[workers.WorkerState], stale: float) -> list[Metric]:
+    count = GaugeMetricFamily(
+        "reelscribe_workers", "Workers with a recent heartbeat, by health.", labels=["state"]
+    )
+    healthy = sum(1 for w in live if w.healthy(stale))
+    count.add_metric(["live"], float(len(live)))
+    count.add_metric(["healthy"], float(healthy))
+    claim = GaugeMetricFamily(
+        "reelscribe_worker_claim_age_seconds",
+        "Seconds since the worker last asked the queue for a job.",
+        labels=["worker"],
+    )
+    seen = GaugeMetricFamily(
+        "reelscribe_worker_heartbeat_age_seconds",
+        "Seconds since the worker's last heartbeat.",
+        labels=["worker"],
+    )
+    busy = GaugeMetricFamily(
+        "reelscribe_worker_busy", "Jobs the worker runs now.", labels=["worker"]
+    )
+    for w in live:
+        if w.claim_age is not None:
+            claim.add_metric([w.id], w.claim_age)
+        seen.add_metric([w.id], w.seen_age)
+        busy.add_metric([w.id], float(w.busy))
+    return [count, claim, seen, busy]
 
 
 def render(families: list[Metric]) -> bytes:

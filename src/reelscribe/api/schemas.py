@@ -182,6 +182,8 @@ class Check(BaseModel):
     ok: bool
     seconds: float
     error: str | None = None
+    #: What the check found (the workers check: live workers and their claim ages).
+    details: dict[str, Any] | None = None
 
 
 class Readiness(BaseModel):

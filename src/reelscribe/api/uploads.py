@@ -11,10 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from reelscribe.api.deps import ReadKey, SubmitKey, UploadsDep
-from reelscribe.api.errors import error_response, error_responses
+from reelscribe.api.errors import error_responses
 from reelscribe.api.schemas import ResumableCreate, UploadPublic
 from reelscribe.backends.db.schema import UploadRow
-from reelscribe.service.uploads import UploadInUseError
 
 router = APIRouter(
     prefix="/api/uploads", tags=["uploads"], responses=error_responses(400, 401, 403, 422, 429)
@@ -144,9 +143,5 @@ async def get_upload(
     responses=error_responses(404, 409),
 )
 async def delete_upload(upload_id: UploadId, key: SubmitKey, uploads: UploadsDep) -> Response:
-    try:
-        await uploads.delete(upload_id, key)
-    except UploadInUseError as exc:
-        # Until api.errors maps "upload_in_use" to 409 itself.
-        return error_response(409, exc.code, exc.message)
+    await uploads.delete(upload_id, key)
     return Response(status_code=204)

@@ -5,25 +5,24 @@ machine has the hardware (the static imageio-ffmpeg build lists all three), so b
 listed proves nothing: an encoder is used only when a tiny test encode succeeds. The
 answer is cached per process because the probe costs a process start or two.
 
-``ClipOptions.encoder`` or ``$REELSCRIBE_H264_ENCODER`` forces one by name; a forced
-encoder that does not work is an error rather than a silent fallback, so a
-misconfigured GPU host is noticed.
+``ClipOptions.encoder`` or the ``h264_encoder`` setting (``REELSCRIBE_H264_ENCODER``,
+handed over through :func:`reelscribe.media.ffmpeg.configure`) forces one by name; a
+forced encoder that does not work is an error rather than a silent fallback, so a
+misconfigured GPU host is noticed. The VAAPI device comes from the same place.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 from reelscribe.errors import InvalidInputError
-from reelscribe.media.ffmpeg import ffmpeg_exe
+from reelscribe.media.ffmpeg import ffmpeg_exe, tools
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "REELSCRIBE_H264_ENCODER"
 SOFTWARE = "libx264"
 #: Tried in this order by ``"auto"``.
 HARDWARE = ("h264_nvenc", "h264_qsv", "h264_vaapi")
@@ -40,6 +39,8 @@ class H264Encoder:
     """How to drive one encoder: what goes before ``-i``, into ``-vf``, and after."""
 
     name: str
+    #: The render device ``h264_vaapi`` opens (default: the configured one).
+    vaapi_device: str = field(default_factory=lambda: tools().vaapi_device)
 
     @property
     def is_hardware(self) -> bool:
@@ -47,8 +48,7 @@ class H264Encoder:
 
     def input_args(self) -> list[str]:
         if self.name == "h264_vaapi":
-            device = os.environ.get("REELSCRIBE_VAAPI_DEVICE", "/dev/dri/renderD128")
-            return ["-vaapi_device", device]
+            return ["-vaapi_device", self.vaapi_device]
         return []
 
     def filters(self) -> list[str]:
@@ -115,11 +115,19 @@ def encoder_works(name: str) -> bool:
     return True
 
 
+def forget_probes() -> None:
+    """Drops the cached answers (another ffmpeg or device was configured)."""
+    for probe in (listed_encoders, encoder_works):
+        clear = getattr(probe, "cache_clear", None)  # a test may have replaced it
+        if clear is not None:
+            clear()
+
+
 def select_h264_encoder(preference: str = "auto") -> H264Encoder:
-    """The encoder to use: ``preference`` (or ``$REELSCRIBE_H264_ENCODER``) when it is
-    not ``"auto"``, else the first working hardware encoder, else libx264."""
+    """The encoder to use: ``preference`` (or the configured ``h264_encoder``) when it
+    is not ``"auto"``, else the first working hardware encoder, else libx264."""
     if preference == "auto":
-        preference = os.environ.get(ENV_VAR, "").strip() or "auto"
+        preference = tools().h264_encoder
     if preference == SOFTWARE:
         return H264Encoder(SOFTWARE)
     if preference != "auto":

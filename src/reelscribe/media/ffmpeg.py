@@ -1,12 +1,20 @@
 """Finding and running ffmpeg.
 
-The system ``ffmpeg`` is used when it is on PATH; otherwise the static build shipped
-inside the ``imageio-ffmpeg`` wheel, so a pip-only install works. No ffprobe is
-needed anywhere (probing uses PyAV).
+Which ffmpeg, which H.264 encoder and which VAAPI device come from
+:class:`~reelscribe.config.Settings` (``REELSCRIBE_FFMPEG``, ``REELSCRIBE_H264_ENCODER``,
+``REELSCRIBE_VAAPI_DEVICE``, from the environment or ``.env``): the entry points hand
+them over once with :func:`configure` (``MediaTools.from_settings(settings)``); this
+package never reads the environment itself. Without a configured path the system
+``ffmpeg`` is used when it is on PATH; otherwise the static build shipped inside the
+``imageio-ffmpeg`` wheel, so a pip-only install works. No ffprobe is needed anywhere
+(probing uses PyAV).
 
 Every ffmpeg process goes through :func:`run_ffmpeg` (or :func:`ffmpeg_output` when
 its stdout is the product), so failures always surface the same way: a
-:class:`~reelscribe.errors.ProcessingError` carrying stderr's last line.
+:class:`~reelscribe.errors.ProcessingError` carrying stderr's last line. Both can be
+interrupted: inside :func:`abort_check` (a worker's pipeline thread), the check runs
+every :data:`POLL_SECONDS` while ffmpeg works; when it raises, ffmpeg is killed and the
+exception propagates (a cancelled job stops within a fraction of a second).
 """
 
 from __future__ import annotations
@@ -18,11 +26,17 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from reelscribe.errors import ProcessingError
+
+if TYPE_CHECKING:
+    from reelscribe.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +44,50 @@ log = logging.getLogger(__name__)
 FractionCallback = Callable[[float], None]
 
 
+@dataclass(frozen=True, slots=True)
+class MediaTools:
+    """The media tools this process uses (see the module docstring)."""
+
+    #: The ffmpeg binary; None: ffmpeg on PATH, else imageio-ffmpeg's.
+    ffmpeg: str | None = None
+    #: ``"auto"`` or an encoder name: what ``ClipOptions(encoder="auto")`` resolves to.
+    h264_encoder: str = "auto"
+    vaapi_device: str = "/dev/dri/renderD128"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaTools:
+        return cls(
+            ffmpeg=settings.ffmpeg or None,
+            h264_encoder=settings.h264_encoder.strip() or "auto",
+            vaapi_device=settings.vaapi_device,
+        )
+
+
+_tools = MediaTools()
+
+
+def configure(tools: MediaTools) -> None:
+    """Sets the process's media tools (forgetting what was probed with the old ones)."""
+    global _tools
+    if tools == _tools:
+        return
+    _tools = tools
+    ffmpeg_exe.cache_clear()
+    from reelscribe.media import encoders  # imports this module: not at the top
+
+    encoders.forget_probes()
+
+
+def tools() -> MediaTools:
+    """The media tools :func:`configure` set (defaults until then)."""
+    return _tools
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: ``$REELSCRIBE_FFMPEG``, PATH, then imageio-ffmpeg's."""
-    explicit = os.environ.get("REELSCRIBE_FFMPEG")
-    if explicit:
-        return explicit
+    """Path of the ffmpeg binary: the configured one, PATH's, then imageio-ffmpeg's."""
+    if _tools.ffmpeg:
+        return _tools.ffmpeg
     found = shutil.which("ffmpeg")
     if found:
         return found
@@ -44,6 +96,53 @@ def ffmpeg_exe() -> str:
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise ProcessingError("ffmpeg not found: install ffmpeg or imageio-ffmpeg") from exc
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+#: How often a running ffmpeg is checked for an abort (seconds).
+POLL_SECONDS = 0.1
+_abort = threading.local()
+
+
+@contextmanager
+def abort_check(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, in this thread, ffmpeg runs call ``check`` every
+    :data:`POLL_SECONDS`; what it raises kills ffmpeg and propagates."""
+    previous = getattr(_abort, "check", None)
+    _abort.check = check
+    try:
+        yield
+    finally:
+        _abort.check = previous
+
+
+def check_abort() -> None:
+    """Runs this thread's abort check, if any (raises what it raises)."""
+    check = getattr(_abort, "check", None)
+    if check is not None:
+        check()
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Waits for ``proc``, running the abort check meanwhile; kills it when that raises."""
+    while True:
+        try:
+            return proc.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            _check_or_kill(proc)
+
+
+def _check_or_kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        check_abort()
+    except BaseException:
+        _kill(proc)
+        raise
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
 
 
 def _argv(args: Sequence[str]) -> list[str]:
@@ -64,20 +163,25 @@ def run_ffmpeg(
     ``-progress pipe:1`` reports are turned into fractions as the run goes.
     """
     log.debug("running %s: %s", what, shlex.join(args))
-    if on_progress is None or not duration or duration <= 0:
-        done = subprocess.run(_argv(args), capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise ProcessingError(f"{what} failed: {last_line(done.stderr)}")
-        return
-    argv = _argv(["-progress", "pipe:1", "-nostats", *args])
     # stderr goes to a file, not a pipe: reading stdout line by line while a full
     # stderr pipe blocks ffmpeg would deadlock.
     with tempfile.TemporaryFile(mode="w+b") as err:
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err) as proc:
-            assert proc.stdout is not None
-            for fraction in parse_progress(proc.stdout, duration):
-                on_progress(fraction)
-            returncode = proc.wait()
+        if on_progress is None or not duration or duration <= 0:
+            with subprocess.Popen(_argv(args), stdout=subprocess.DEVNULL, stderr=err) as proc:
+                returncode = _wait(proc)
+        else:
+            argv = _argv(["-progress", "pipe:1", "-stats_period", str(POLL_SECONDS * 2),
+                          "-nostats", *args])  # fmt: skip
+            with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err) as proc:
+                assert proc.stdout is not None
+                try:
+                    for fraction in parse_progress(proc.stdout, duration):
+                        check_abort()
+                        on_progress(fraction)
+                except BaseException:  # aborted: don't wait for ffmpeg to finish
+                    _kill(proc)
+                    raise
+                returncode = _wait(proc)
         if returncode != 0:
             err.seek(0)
             raise ProcessingError(
@@ -94,10 +198,17 @@ def ffmpeg_output(args: Sequence[str], *, what: str = "ffmpeg") -> bytearray:
         proc = subprocess.Popen(_argv(args), stdout=subprocess.PIPE, stderr=errors)
         assert proc.stdout is not None
         buffer = bytearray()
-        with proc.stdout:
-            while chunk := proc.stdout.read(1 << 20):
-                buffer += chunk
-        code = proc.wait()
+        try:
+            with proc.stdout:
+                # os.read returns what is there: the abort check runs between reads
+                # even when ffmpeg writes slowly.
+                while chunk := os.read(proc.stdout.fileno(), 1 << 20):
+                    buffer += chunk
+                    check_abort()
+        except BaseException:
+            _kill(proc)
+            raise
+        code = _wait(proc)
         if code != 0:
             errors.seek(0)
             message = last_line(errors.read().decode("utf-8", "replace"))

@@ -50,7 +50,6 @@ from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 STAGE = "fetch"
 MAX_REDIRECTS = 10
-_CHUNK = 1024 * 1024
 #: Responses that are not the media itself but describe where it is: web pages and
 #: HLS/DASH manifests go to yt-dlp's generic extractor.
 _EXTRACTOR_TYPES = frozenset(
@@ -90,6 +89,12 @@ class FetchOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FetchOptions:
+        """The fetch options of ``settings``. Every pipeline entry point (CLI commands,
+        job specs) builds these first, so this is also where the media tools of
+        ``settings`` (ffmpeg, H.264 encoder, VAAPI device) reach :mod:`reelscribe.media`."""
+        from reelscribe.media.ffmpeg import MediaTools, configure
+
+        configure(MediaTools.from_settings(settings))
         cookies = settings.ytdlp_cookies
         values: dict[str, Any] = {
             "max_bytes": settings.max_download_bytes,
@@ -368,10 +373,11 @@ def _save(
     if pace is not None:
         pace.start_rate()
     try:
-        received = reported = 0
+        received = 0
         with os.fdopen(fd, "wb") as out:
-            # Each read as it comes (no chunk size: that would wait for a full chunk),
-            # so the pace sees a trickle as a trickle.
+            # Each read as it comes (no chunk size: that would wait for a full chunk), so
+            # the pace sees a trickle as a trickle and each read reports progress, which
+            # is where a cancelled job stops.
             for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
@@ -379,10 +385,8 @@ def _save(
                 if pace is not None:
                     pace.received(len(chunk))
                 out.write(chunk)
-                if received - reported >= _CHUNK:  # reads are small: report once a MiB
-                    reported = received
-                    fraction = received / length if length else None
-                    report(progress, STAGE, fraction, "downloading", eta.eta(fraction or 0.0))
+                fraction = received / length if length else None
+                report(progress, STAGE, fraction, "downloading", eta.eta(fraction or 0.0))
         if pace is not None:
             pace.check()  # a body without a length "ends" when the watchdog cuts it
         tmp.replace(target)

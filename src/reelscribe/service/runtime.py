@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
 from reelscribe.backends.db import JobStore, create_engine
 from reelscribe.backends.queue import DatabaseQueue, Queue
@@ -93,6 +96,29 @@ def _private_database(path: Path) -> None:
         path.chmod(FILE_MODE)
 
 
+#: PostgreSQL advisory lock held while migrating ("reelscribe" in ASCII).
+MIGRATION_LOCK = 0x7265656C73637269
+
+
+async def migrate(url: str, upgrade: Callable[[str], Awaitable[None]]) -> None:
+    """Runs ``upgrade(url)``; on PostgreSQL under an advisory lock, so processes that
+    start together (an API and a worker waiting for the same database to come back)
+    migrate one after the other instead of colliding on the first CREATE TABLE."""
+    if not url.startswith(("postgres", "postgresql")):
+        await upgrade(url)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                await upgrade(url)
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        await engine.dispose()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -109,12 +135,22 @@ class Runtime:
         return self.settings.public_base_url or f"http://{self.settings.host}:{self.settings.port}"
 
     async def __aenter__(self) -> Self:
+        try:
+            return await self._open()
+        except BaseException:  # a dependency is down, say: close what was opened
+            await self._stack.aclose()
+            self._stack = AsyncExitStack()
+            raise
+
+    async def _open(self) -> Self:
+        from reelscribe.media.ffmpeg import MediaTools, configure
         from reelscribe.migrations import upgrade_async
 
         settings = self.settings
+        configure(MediaTools.from_settings(settings))  # ffmpeg, encoder, VAAPI device
         if settings.database_url.startswith("sqlite:///"):
             _private_database(Path(settings.database_url.removeprefix("sqlite:///")))
-        await upgrade_async(settings.database_url)
+        await migrate(settings.database_url, upgrade_async)
         self.secret = signing_secret(settings)
         self.engine = create_engine(settings.database_url)
         self._stack.push_async_callback(self.engine.dispose)

@@ -91,6 +91,7 @@ def test_health_readiness_and_metrics(live: Live, admin: httpx.Client) -> None:
         "database": True,
         "queue": True,
         "storage": True,
+        "workers": True,  # no worker, but no job has waited long either
     }
 
     ids = [admin.post("/api/jobs", json={"source": {"url": MEDIA_URL}}).json()["id"] for _ in "abc"]

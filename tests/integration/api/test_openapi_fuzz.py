@@ -49,7 +49,10 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     root = tmp_path_factory.mktemp("fuzz")
     sock = _bound_socket()
     with sock:
-        config = settings_for(root, sock.getsockname()[1], rate_limit_per_minute=1_000_000)
+        # No worker runs here: jobs the fuzzer submits wait, and /readyz would rightly
+        # turn unready after worker_stale_seconds (a 503 schemathesis calls a failure).
+        config = settings_for(root, sock.getsockname()[1], rate_limit_per_minute=1_000_000,
+                              worker_stale_seconds=86400.0)  # fmt: skip
         with serve(config, sock) as live:
             with live.client() as admin:
                 body = {"name": "fuzz", "scopes": ["admin"], "rate_limit_per_minute": 1_000_000}

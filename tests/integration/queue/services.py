@@ -11,10 +11,10 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import make_url, text
 
 from reelscribe.backends.db import create_engine
+from tests.services import missing_service
 
 POSTGRES_URL = os.environ.get(
     "REELSCRIBE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -34,12 +34,13 @@ async def _admin(sql: str) -> None:
 @contextlib.contextmanager
 def temporary_postgres_database(label: str) -> Iterator[str]:
     """Creates an empty database on the test server, yields its URL, drops it.
-    Skips the calling test (with the reason) when the server cannot be reached."""
+    Skips the calling test (with the reason) when the server cannot be reached
+    (fails it in CI: see tests/services.py)."""
     name = f"reelscribe_{label}_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+        missing_service(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -61,7 +62,7 @@ def reachable_redis() -> str:
     try:
         asyncio.run(_ping_redis())
     except Exception as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+        missing_service(f"Redis not reachable at {REDIS_URL}: {exc}")
     return REDIS_URL
 
 

@@ -3,6 +3,7 @@ when Redis loses its data (it runs without persistence here)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -70,3 +71,77 @@ async def test_lost_redis_data_is_rebuilt_from_the_table(redis_env: Env) -> None
         assert first is not None
         assert second is not None
         assert (first.job_id, second.job_id) == (fast.id, bulk.id)
+
+
+async def test_a_running_queue_recreates_a_lost_consumer_group(redis_env: Env) -> None:
+    """Redis restarted empty under a running worker (NOGROUP): the next claim recreates
+    the group and the table's jobs are delivered again; a heartbeat of a job in hand
+    does not fail either."""
+    queue = redis_env.queue
+    assert isinstance(queue, RedisStreamQueue)
+    running, _ = await redis_env.store.create({})
+    await queue.enqueue(running.id)
+    claim = await queue.claim("w1", LEASE)
+    assert claim is not None
+    waiting, _ = await redis_env.store.create({})
+    await queue.enqueue(waiting.id)
+
+    await delete_prefix(str(redis_env.target.redis_url), redis_env.target.prefix)  # "restart"
+
+    assert await queue.heartbeat(claim) is False  # NOGROUP: recreated, resynced
+    second = await queue.claim("w2", LEASE)
+    assert second is not None
+    assert second.job_id == waiting.id
+    assert await queue.claim("w2", LEASE) is None  # the running job's new entry waits
+    await queue.complete(claim, {})
+    await queue.complete(second, {})
+    for stream in queue.streams.values():
+        await queue.redis.xadd(stream, {"job": "nothing"})  # garbage is dropped too
+    assert await queue.claim("w1", LEASE) is None
+
+
+async def test_redis_down_at_start_up_does_not_fail_the_queue(sqlite_url: str) -> None:
+    """Started with Redis unreachable, the queue opens; claims fail (the worker backs
+    off) until Redis answers; then the groups are made and table jobs delivered."""
+    import shutil
+    import socket
+    import subprocess
+
+    from reelscribe.backends.db import JobStore, create_engine
+    from reelscribe.backends.faults import is_transient
+    from tests.services import missing_service
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        missing_service("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_engine(sqlite_url)
+    redis = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.5)
+    server = None
+    try:
+        job, _ = await JobStore(engine).create({})
+        async with RedisStreamQueue(engine, redis, prefix="reelscribe-test") as queue:
+            with pytest.raises(Exception) as failure:  # noqa: PT011 (redis-py's class)
+                await queue.claim("w1", LEASE)
+            assert is_transient(failure.value)
+            server = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"], stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            for _ in range(100):
+                try:
+                    await redis.ping()
+                    break
+                except Exception:
+                    await asyncio.sleep(0.05)
+            claim = await queue.claim("w1", LEASE)
+            assert claim is not None
+            assert claim.job_id == job.id
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
+        await redis.aclose()
+        await engine.dispose()

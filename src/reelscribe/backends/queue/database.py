@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from types import TracebackType
 from typing import Any, Self
@@ -17,9 +18,12 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelscribe.backends.db.enums import JobStatus, Priority
+from reelscribe.backends.faults import describe
 from reelscribe.backends.queue.base import Backoff, Claim
 from reelscribe.backends.queue.leases import LeaseTable
 from reelscribe.errors import ReelscribeError
+
+log = logging.getLogger("reelscribe.queue")
 
 
 class DatabaseQueue:
@@ -51,7 +55,7 @@ class DatabaseQueue:
     async def __aenter__(self) -> Self:
         if self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "asyncpg":
             self._listener = _PgListener(self.engine, self.channel)
-            await self._listener.start()
+            await self._listener.ensure()  # PostgreSQL down: polls until it is back
         return self
 
     async def __aexit__(
@@ -113,7 +117,7 @@ class DatabaseQueue:
         due = await self.leases.next_due()
         limit = max(0.0, timeout if due is None else min(timeout, due))
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._local.wait())]
-        if self._listener is None:
+        if self._listener is None or not await self._listener.ensure():
             limit = min(limit, self.poll_interval)
         else:
             waiters.append(asyncio.ensure_future(self._listener.wait(limit)))
@@ -134,12 +138,36 @@ class _PgListener:
         self._event = asyncio.Event()
         self._conn: AsyncConnection | None = None
         self._driver: Any = None  # asyncpg.Connection (asyncpg ships no type hints)
+        self._down = False
 
     async def start(self) -> None:
         self._conn = await self.engine.connect()
         raw = await self._conn.get_raw_connection()
         self._driver = raw.driver_connection
         await self._driver.add_listener(self.channel, self._notified)
+
+    async def ensure(self) -> bool:
+        """(Re)starts listening when the connection is missing or was closed (the
+        server restarted); False when PostgreSQL cannot be reached now (then the
+        queue polls). A notification lost meanwhile costs one poll interval."""
+        if self._driver is not None and not self._driver.is_closed():
+            return True
+        with contextlib.suppress(Exception):
+            await self.stop()
+        try:
+            await self.start()
+        except Exception as exc:
+            if not self._down:  # once per outage
+                log.warning("LISTEN %s unavailable (%s); polling", self.channel, describe(exc))
+            self._down = True
+            with contextlib.suppress(Exception):
+                await self.stop()
+            return False
+        if self._down:
+            log.warning("LISTEN %s restored", self.channel)
+        self._down = False
+        self._event.set()  # something may have been notified while nobody listened
+        return True
 
     def _notified(self, *_: object) -> None:
         self._event.set()
@@ -152,11 +180,11 @@ class _PgListener:
     async def stop(self) -> None:
         if self._conn is None:
             return
+        conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
         try:
-            if not self._driver.is_closed():
-                await self._driver.remove_listener(self.channel, self._notified)
+            if driver is not None and not driver.is_closed():
+                await driver.remove_listener(self.channel, self._notified)
         finally:
             # Closed rather than pooled: a pooled connection must not keep listening.
-            await self._conn.invalidate()
-            await self._conn.close()
-            self._conn = None
+            await conn.invalidate()
+            await conn.close()

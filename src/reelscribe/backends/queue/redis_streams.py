@@ -13,19 +13,27 @@ under two live leases. Heartbeats reset the entry's idle time (XCLAIM … JUSTID
 finished entries are XACKed and XDELed so streams do not grow.
 
 If Redis loses its data (it often runs without persistence), the consumer group is
-missing at the next start: ``__aenter__`` then re-enqueues every queued or processing
-job from the table (:meth:`RedisStreamQueue.resync`). Duplicates are harmless.
+missing: at start-up, or at any later call that gets ``NOGROUP`` (Redis restarted under
+a running worker), the groups are created again and every queued or processing job of
+the table is re-enqueued (:meth:`RedisStreamQueue.resync`). After a call failed to reach
+Redis (a delivery may have been lost between a commit and its XADD), the next claim or
+submission resyncs too. Duplicates are harmless: the table decides who runs a job.
+Redis being down at start-up does not fail ``__aenter__``: the groups are made later.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,6 +45,8 @@ from reelscribe.backends.queue.base import Backoff, Claim, LeaseLost
 from reelscribe.backends.queue.leases import LeaseTable
 from reelscribe.errors import ReelscribeError
 
+log = logging.getLogger("reelscribe.queue")
+T = TypeVar("T")
 _ORDER = (Priority.FAST, Priority.NORMAL, Priority.BULK)
 
 # Moves due retries from the delayed set to their streams, atomically (a crash between
@@ -88,8 +98,21 @@ class RedisStreamQueue:
         self._last_reap = float("-inf")
         self._cursors = dict.fromkeys(self.streams.values(), "0-0")
         self._promote = redis.register_script(_PROMOTE)
+        #: Set when Redis could not be reached: the groups may be gone, or a delivery
+        #: lost; the next claim or submission repairs both (see :meth:`_repair`).
+        self._suspect = True
+        self._needs_resync = False
 
     async def __aenter__(self) -> Self:
+        try:
+            await self._repair()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("Redis unreachable at start-up (%s); retrying at the first claim", exc)
+        return self
+
+    async def ensure_groups(self) -> bool:
+        """Creates the consumer groups (and streams) that are missing; True if any was.
+        When one was, Redis lost its data: every live job is delivered again."""
         created = False
         for stream in self.streams.values():
             try:
@@ -99,8 +122,30 @@ class RedisStreamQueue:
                 if "BUSYGROUP" not in str(exc):
                     raise
         if created:
+            count = await self.resync()
+            log.warning("Redis consumer group %r was missing: recreated, %d jobs re-delivered",
+                        self.group, count)  # fmt: skip
+        return created
+
+    async def _repair(self) -> None:
+        """After an outage: recreate missing groups and re-deliver what may be lost."""
+        if not await self.ensure_groups() and self._needs_resync:
             await self.resync()
-        return self
+        self._suspect = self._needs_resync = False
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One Redis call: a missing group (Redis restarted empty) is recreated and the
+        call tried again once; an unreachable Redis marks the queue for repair."""
+        try:
+            return await call()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_groups()
+            return await call()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            self._suspect = self._needs_resync = True
+            raise
 
     async def __aexit__(
         self,
@@ -115,11 +160,13 @@ class RedisStreamQueue:
     async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
         state = await self.leases.enqueue(job_id, priority)
         if state.status is JobStatus.QUEUED:
-            await self._deliver(job_id, state.priority, state.due_in)
+            await self._call(lambda: self._deliver(job_id, state.priority, state.due_in))
         return state.status
 
     async def submitted(self, job_id: str, priority: Priority) -> None:
-        await self._deliver(job_id, priority, 0.0)
+        if self._suspect:
+            await self._call(self._repair)
+        await self._call(lambda: self._deliver(job_id, priority, 0.0))
 
     async def resync(self) -> int:
         """Re-delivers every queued or processing job of the table (after Redis lost its
@@ -147,10 +194,15 @@ class RedisStreamQueue:
     # --- claiming -------------------------------------------------------------------
 
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
+        if self._suspect:
+            await self._call(self._repair)
         if time.monotonic() - self._last_reap >= self.reap_interval:
             await self.reap()
         keys = [self.delayed_key, *self.streams.values()]
-        await self._promote(keys=keys, args=[100])
+        await self._call(lambda: self._promote(keys=keys, args=[100]))
+        return await self._call(lambda: self._claim(worker_id, lease_seconds))
+
+    async def _claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
         for priority in _ORDER:
             stream = self.streams[priority]
             # Bounded: each entry that cannot be claimed is either dropped or set aside.
@@ -215,8 +267,12 @@ class RedisStreamQueue:
     async def heartbeat(self, claim: Claim) -> bool:
         cancel_requested = await self.leases.heartbeat(claim)
         stream, entry_id = self._receipt(claim)
-        # Resets the entry's idle time, so XAUTOCLAIM leaves a live job alone.
-        await self.redis.xclaim(stream, self.group, claim.worker_id, 0, [entry_id], justid=True)
+        # Resets the entry's idle time, so XAUTOCLAIM leaves a live job alone. (After
+        # Redis lost its data the entry is gone; the resync's new entry is left
+        # pending while this lease lives, and dropped once the job has ended.)
+        await self._call(lambda: self.redis.xclaim(
+            stream, self.group, claim.worker_id, 0, [entry_id], justid=True
+        ))  # fmt: skip
         return cancel_requested
 
     async def complete(
@@ -231,14 +287,15 @@ class RedisStreamQueue:
         retry = error.retryable if retryable is None else retryable
         status, retry_in = await self.leases.fail(claim, error, retry)
         if status is JobStatus.QUEUED:
-            await self._deliver(claim.job_id, claim.priority, max(retry_in, 0.001))
+            delay = max(retry_in, 0.001)
+            await self._call(lambda: self._deliver(claim.job_id, claim.priority, delay))
         await self._drop(*self._receipt(claim))
         return status
 
     async def release(self, claim: Claim) -> None:
         status = await self.leases.release(claim)
         if status is JobStatus.QUEUED:
-            await self._deliver(claim.job_id, claim.priority, 0.0)
+            await self._call(lambda: self._deliver(claim.job_id, claim.priority, 0.0))
         await self._drop(*self._receipt(claim))
 
     async def cancelled(self, claim: Claim) -> None:
@@ -259,7 +316,9 @@ class RedisStreamQueue:
         """Blocks on the streams for new entries (entries added between the last claim
         and this call are seen at the next poll), bounded by the next delayed retry."""
         limit = min(timeout, self.poll_interval)
-        soonest = await self.redis.zrange(self.delayed_key, 0, 0, withscores=True)
+        soonest = await self._call(
+            lambda: self.redis.zrange(self.delayed_key, 0, 0, withscores=True)
+        )
         if soonest:
             seconds, micros = await self.redis.time()
             limit = min(limit, float(soonest[0][1]) - (seconds + micros / 1e6))
@@ -278,10 +337,13 @@ class RedisStreamQueue:
         return stream, entry_id
 
     async def _drop(self, stream: str, entry_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, self.group, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+        async def drop() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(stream, self.group, entry_id)
+                pipe.xdel(stream, entry_id)
+                await pipe.execute()
+
+        await self._call(drop)
 
 
 def _field(fields: dict[Any, Any], name: str) -> Any:

@@ -1,7 +1,7 @@
 """jobs.audio_reserved_seconds, and indexes for pruning ended jobs and old uploads
 
 Revision ID: 0005
-Revises: 0003 (0004 once the worker-heartbeat revision lands: change down_revision)
+Revises: 0004
 Create Date: 2026-11-26
 
 * ``jobs.audio_reserved_seconds``: the audio a job without an end was charged to its
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"  # "0004" after the merge with 0004_workers
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
