@@ -65,14 +65,12 @@ def _prune(similarity: Floats) -> Floats:
 
 
 def _laplacian_eigen(affinity: Floats) -> tuple[Floats, Floats]:
-    from scipy.linalg import eigh
-
     # The normalised Laplacian (I - D^-1/2 A D^-1/2): its eigenvalues lie in [0, 2]
     # whatever the number of windows, so one gap rule fits short and long recordings.
     degree = np.maximum(affinity.sum(axis=1), 1e-8)
     scale = 1.0 / np.sqrt(degree)
     laplacian = np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
-    values, vectors = eigh(laplacian.astype(np.float64))
+    values, vectors = np.linalg.eigh(laplacian.astype(np.float64))
     return values.astype(np.float32), vectors.astype(np.float32)
 
 
@@ -85,11 +83,46 @@ def _eigengap(values: Floats, low: int, high: int) -> int:
     return int(candidates[np.argmax(gaps[candidates - 1])])
 
 
-def _kmeans(points: Floats, k: int) -> Ints:
-    from sklearn.cluster import KMeans
+def _kmeans(points: Floats, k: int, restarts: int = 10, iterations: int = 100) -> Ints:
+    """Lloyd's k-means with k-means++ seeding, best of ``restarts``; seeded, so a
+    recording always gets the same answer. (scikit-learn's costs seconds to import.)"""
+    data = points.astype(np.float64)
+    rng = np.random.default_rng(0)
+    best_labels = np.zeros(len(data), dtype=np.int64)
+    best_inertia = np.inf
+    for _ in range(restarts):
+        centers = _seed(data, k, rng)
+        labels = np.zeros(len(data), dtype=np.int64)
+        for step in range(iterations):
+            distances = ((data[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+            new_labels = np.argmin(distances, axis=1)
+            if step and np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+            for c in range(k):
+                members = data[labels == c]
+                if len(members):  # an emptied cluster keeps its old centre
+                    centers[c] = members.mean(axis=0)
+        inertia = float(((data - centers[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best_inertia, best_labels = inertia, labels.astype(np.int64)
+    return best_labels
 
-    model = KMeans(n_clusters=k, n_init=10, random_state=0)
-    return np.asarray(model.fit_predict(points.astype(np.float64)), dtype=np.int64)
+
+def _seed(
+    data: npt.NDArray[np.float64], k: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """k-means++: each next centre drawn with probability proportional to its squared
+    distance from the nearest centre so far, so centres start spread out."""
+    centers = [data[rng.integers(len(data))]]
+    for _ in range(1, k):
+        distances = np.min([((data - c) ** 2).sum(axis=1) for c in centers], axis=0)
+        total = distances.sum()
+        if total <= 0:  # fewer distinct points than clusters
+            centers.append(data[rng.integers(len(data))])
+            continue
+        centers.append(data[rng.choice(len(data), p=distances / total)])
+    return np.array(centers)
 
 
 def centroids(embeddings: Floats, labels: Ints) -> Floats:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
 
 from reelscribe.speakers.embedding import Window
 from reelscribe.speakers.segmentation import Segmentation
@@ -50,8 +51,6 @@ def frame_clusters(seg: Segmentation, windows: Sequence[Window], labels: Ints) -
 
 def local_to_global(seg: Segmentation, per_frame: Ints, num_clusters: int) -> Ints:
     """(chunks, local speakers) -> cluster index, -1 where a local speaker is silent."""
-    from scipy.optimize import linear_sum_assignment
-
     chunks, frames, speakers = seg.activity.shape
     mapping = np.full((chunks, speakers), -1, dtype=np.int64)
     for chunk in range(chunks):
