@@ -157,7 +157,8 @@ def test_overlapping_talkers_both_get_the_overlap(shared_media: Path) -> None:
 
 def test_silence_has_no_speakers() -> None:
     result = diarize(np.zeros(3 * SR, np.float32), DiarizeOptions())
-    assert result.turns == () and result.speakers == ()
+    assert result.turns == ()
+    assert result.speakers == ()
     assert result.duration == pytest.approx(3.0)
 
 
@@ -166,7 +167,8 @@ def test_progress_is_reported_and_rises(jfk: Samples) -> None:
     diarize(jfk, DiarizeOptions(), events.append)
     fractions = [e.fraction for e in events if e.fraction is not None]
     assert {e.stage for e in events} == {STAGE}
-    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions[0] == 0.0
+    assert fractions[-1] == 1.0
     assert fractions == sorted(fractions)
     assert len(fractions) >= 4
 

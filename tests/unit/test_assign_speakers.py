@@ -32,7 +32,12 @@ def diarization(*turns: tuple[float, float, str]) -> Diarization:
 
 
 def test_a_segment_spanning_a_change_of_speaker_is_split_at_the_word() -> None:
-    words = (w(0.0, 0.5, " Hello"), w(0.6, 1.0, " there."), w(1.2, 1.6, " Hi,"), w(1.7, 2.0, " you."))
+    words = (
+        w(0.0, 0.5, " Hello"),
+        w(0.6, 1.0, " there."),
+        w(1.2, 1.6, " Hi,"),
+        w(1.7, 2.0, " you."),
+    )
     seg = Segment(0, 0.0, 2.1, " Hello there. Hi, you.", words, avg_logprob=-0.2, flags=("x",))
     later = Segment(1, 3.0, 4.0, " Bye.", (w(3.0, 3.9, " Bye."),))
     t = transcript(seg, later)
@@ -41,14 +46,15 @@ def test_a_segment_spanning_a_change_of_speaker_is_split_at_the_word() -> None:
     assert [s.id for s in out.segments] == [0, 1, 2]
     assert [s.text for s in out.segments] == ["Hello there.", "Hi, you.", " Bye."]
     assert [s.speaker for s in out.segments] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_01"]
-    first, second, third = out.segments
+    first, second, _third = out.segments
     # Outer bounds stay the segment's, the inner ones fall on word edges.
     assert (first.start, first.end) == (0.0, 1.0)
     assert (second.start, second.end) == (1.2, 2.1)
     assert all(x.speaker == s.speaker for s in out.segments for x in s.words)
     assert [x.text for x in out.words] == [x.text for x in t.words]
     # Decoding facts carry over to every piece; the transcript's own fields stay.
-    assert first.avg_logprob == second.avg_logprob == -0.2 and second.flags == ("x",)
+    assert first.avg_logprob == second.avg_logprob == -0.2
+    assert second.flags == ("x",)
     assert (out.language, out.source_offset, out.extra) == ("en", 12.5, {"mode": "sequential"})
     assert out.speakers == ("SPEAKER_00", "SPEAKER_01")
 
