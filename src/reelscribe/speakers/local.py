@@ -31,6 +31,9 @@ from reelscribe.speakers.weights import Networks, limit_threads, load_networks, 
 STAGE = "diarize"
 #: Windows at least this long found clusters; shorter ones join the nearest.
 RELIABLE_WINDOW = 0.75
+#: At most this many windows found the clusters (an hour of speech has ~4,800): the
+#: eigendecomposition grows with the cube of their number. The rest join the nearest.
+MAX_FOUNDING_WINDOWS = 3000
 #: Same-speaker turns closer than this are one turn (a breath, not a change).
 MIN_GAP = 0.1
 #: Progress shares of the two network passes (clustering is quick).
@@ -106,14 +109,21 @@ def speech_regions(seg: Segmentation) -> list[tuple[float, float]]:
 def cluster_windows(
     windows: Sequence[Window], embeddings: Floats, low: int, high: int | None
 ) -> Ints:
-    reliable = np.array([w.duration >= RELIABLE_WINDOW for w in windows])
-    if not reliable.any():  # only snippets: they are all there is to go on
-        reliable[:] = True
+    """Clusters the founding windows (long enough, evenly thinned out on very long
+    recordings), then gives every other window its nearest cluster."""
+    founding = np.array([w.duration >= RELIABLE_WINDOW for w in windows])
+    if not founding.any():  # only snippets: they are all there is to go on
+        founding[:] = True
+    chosen = np.flatnonzero(founding)
+    if len(chosen) > MAX_FOUNDING_WINDOWS:
+        keep = chosen[np.linspace(0, len(chosen) - 1, MAX_FOUNDING_WINDOWS).round().astype(int)]
+        founding[:] = False
+        founding[keep] = True
     labels = np.zeros(len(windows), dtype=np.int64)
-    labels[reliable] = cluster(embeddings[reliable], low, high)
-    if not reliable.all():
-        means = centroids(embeddings[reliable], labels[reliable])
-        labels[~reliable] = np.argmax(embeddings[~reliable] @ means.T, axis=1)
+    labels[founding] = cluster(embeddings[founding], low, high)
+    if not founding.all():
+        means = centroids(embeddings[founding], labels[founding])
+        labels[~founding] = np.argmax(embeddings[~founding] @ means.T, axis=1)
     return labels
 
 
