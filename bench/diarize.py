@@ -120,8 +120,9 @@ def main() -> None:
     all_cases = cases()
     diarizer.diarize(all_cases[2].samples, options)  # warm-up: first-call costs
 
+    threads = torch.get_num_threads()
     print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
-          f"torch threads={torch.get_num_threads()} (no GPU); models loaded in {load_time:.1f} s")  # fmt: skip
+          f"torch threads={threads} (no GPU); models loaded in {load_time:.1f} s")  # fmt: skip
     print(f"best of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} at the start")
     print("| input | audio (s) | speakers ref/found | DER | DER ±0.25 s | miss / FA / conf "
           "| time (s) | RTF (best, range) |")  # fmt: skip
@@ -136,7 +137,8 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         assert result is not None
         seconds = len(case.samples) / SR
-        rtf = f"{min(times) / seconds:.3f} ({min(times) / seconds:.3f}-{max(times) / seconds:.3f})"
+        best, worst = min(times) / seconds, max(times) / seconds
+        rtf = f"{best:.3f} ({best:.3f}-{worst:.3f})"
         total_audio += seconds
         total_time += min(times)
         found = len(result.speakers)
@@ -151,7 +153,7 @@ def main() -> None:
               f"| {plain['miss']:.3f} / {plain['fa']:.3f} / {plain['conf']:.3f} "
               f"| {min(times):.2f} | {rtf} |")  # fmt: skip
     mean_ami = float(np.mean(ami))
-    two = [c for c in all_cases if c.name == "two speakers"][0]
+    two = next(c for c in all_cases if c.name == "two speakers")
     two_der = score(two, diarizer.diarize(two.samples, options), 0.0)["der"]
     rtf_all = total_time / total_audio
     print(f"mean AMI DER {mean_ami:.3f} (target <= {TARGETS['ami']}); two speakers "

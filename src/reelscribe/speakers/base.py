@@ -57,7 +57,8 @@ class DiarizeOptions:
     device: str = "auto"  # "auto", "cpu", "cuda"
     #: Hugging Face token for the pyannote backend; never logged or shown.
     hf_token: str | None = field(default=None, repr=False)
-    #: torch threads on CPU; 0 = torch's own choice, capped at the CPUs this process may use.
+    #: torch threads on CPU (process-wide); 0 = the CPUs this process may use. Use 1
+    #: where other work competes for the cores (see ``speakers.weights.limit_threads``).
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:

@@ -47,15 +47,12 @@ Ints = npt.NDArray[np.int64]
 @dataclass(slots=True)
 class LocalDiarizer:
     networks: Networks
-    cpu_threads: int = 0
     # Serialises runs: two at once would only fight over the same cores (and GPU).
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(cls, options: DiarizeOptions) -> LocalDiarizer:
-        device = pick_device(options.device)
-        limit_threads(options.cpu_threads)
-        return cls(networks=load_networks(device), cpu_threads=options.cpu_threads)
+        return cls(networks=load_networks(pick_device(options.device)))
 
     def diarize(
         self,
@@ -75,8 +72,7 @@ class LocalDiarizer:
     ) -> tuple[SpeakerTurn, ...]:
         if len(samples) < SAMPLE_RATE // 10:  # under 0.1 s: nothing to tell apart
             return ()
-        if self.cpu_threads:
-            limit_threads(self.cpu_threads)
+        limit_threads(options.cpu_threads)
 
         def seg_progress(done: float) -> None:
             report(progress, STAGE, _SEGMENT_SHARE * done, "finding speech")

@@ -78,17 +78,22 @@ def pick_device(device: str) -> str:
 
 
 def limit_threads(cpu_threads: int) -> None:
-    """Sets torch's intra-op threads: ``cpu_threads``, else no more than the CPUs we may use.
+    """Sets torch's intra-op threads (process-wide): ``cpu_threads``, or with 0 the
+    number of CPUs this process may use.
 
-    torch picks the machine's core count even inside a container limited to fewer,
-    and oversubscribed threads make inference several times slower.
+    torch counts the machine's cores even inside a container limited to fewer, and
+    more threads than free cores is ruinous here: the segmentation's LSTM runs
+    thousands of tiny parallel steps, each ending at a barrier that waits for a
+    descheduled thread. On a 2-core machine busy with other work, 2 threads ran the
+    segmentation 12x slower than 1 (docs/speakers.md): set ``cpu_threads`` to 1 on
+    shared machines.
     """
     torch = torch_module()
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         usable = os.cpu_count() or 1
-    wanted = cpu_threads if cpu_threads > 0 else min(torch.get_num_threads(), usable)
+    wanted = cpu_threads if cpu_threads > 0 else usable
     if wanted != torch.get_num_threads():
         torch.set_num_threads(wanted)
 
