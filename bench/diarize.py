@@ -15,7 +15,7 @@ DER is pyannote.metrics' (overlap scored, no collar), and again with a ±0.25 s 
 RTF = diarization wall time / audio duration, models loaded and warmed up first; the
 best of ``--repeat`` runs (the machine is shared), with the range.
 
-    python bench/diarize.py [--repeat N]
+    python bench/diarize.py [--repeat N] [--threads N]
 """
 
 from __future__ import annotations
@@ -111,9 +111,10 @@ def score(case: Case, result: Diarization, collar: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: all CPUs")
     args = parser.parse_args()
 
-    options = DiarizeOptions()
+    options = DiarizeOptions(cpu_threads=args.threads)
     t0 = time.perf_counter()
     diarizer = load_diarizer(options)
     load_time = time.perf_counter() - t0

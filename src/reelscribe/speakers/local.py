@@ -94,11 +94,21 @@ class LocalDiarizer:
 
 
 def speech_regions(seg: Segmentation) -> list[tuple[float, float]]:
-    """(start, end) seconds of each run of frames where someone speaks."""
+    """(start, end) seconds of each run of frames where exactly one person speaks.
+
+    Overlapped speech is left out: a voice print of two voices at once resembles
+    neither and pulls clusters together. A stretch of speech that is overlapped
+    throughout is kept whole, or it would have no voice print at all.
+    """
+    speech = seg.count > 0
+    single = seg.count == 1
     regions: list[tuple[float, float]] = []
-    for first, last in _runs(seg.count > 0):
-        start = max(0.0, seg.frame_time(first) - seg.frame_step / 2)
-        regions.append((start, seg.frame_time(last) + seg.frame_step / 2))
+    for first, last in _runs(speech):
+        inner = _runs(single[first : last + 1])
+        spans = [(first + a, first + b) for a, b in inner] if inner else [(first, last)]
+        for a, b in spans:
+            start = max(0.0, seg.frame_time(a) - seg.frame_step / 2)
+            regions.append((start, seg.frame_time(b) + seg.frame_step / 2))
     return regions
 
 

@@ -46,6 +46,14 @@ def frame_clusters(seg: Segmentation, windows: Sequence[Window], labels: Ints) -
         closer = distance < best[lo:hi]
         out[lo:hi][closer] = label
         best[lo:hi][closer] = distance[closer]
+    # Speech no window covers (overlapped stretches, which get no window of their
+    # own) takes the window whose centre is nearest in time.
+    missing = np.flatnonzero((out < 0) & (seg.count > 0))
+    if len(missing) and len(windows):
+        centers = np.array([w.center for w in windows])
+        order = np.argsort(centers)
+        nearest = np.abs(times[missing, None] - centers[None, order]).argmin(axis=1)
+        out[missing] = labels[order[nearest]]
     return out
 
 
