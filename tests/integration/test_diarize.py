@@ -146,20 +146,31 @@ def test_invalid_options_are_refused() -> None:
         diarize(np.zeros((2, SR), np.float32), opts())
 
 
-def test_overlapping_talkers_both_get_the_overlap(shared_media: Path) -> None:
-    # The right talker starts 3 s in, while the left one is still speaking.
+def test_overlapping_talkers_both_get_the_overlap(
+    shared_media: Path, two_speakers: tuple[Samples, Annotation]
+) -> None:
+    # As in a conversation: each talker alone first (the two-speaker file), then both
+    # at once: the left sentence again with the right one starting 1 s into it.
     left = decode_channel(shared_media / "stereo_diarization.wav", 0)
     right = decode_channel(shared_media / "stereo_diarization.wav", 1)
-    shift = 3 * SR
-    mixed = np.zeros(max(len(left), shift + len(right)), np.float32)
+    mixed = np.zeros(max(len(left), SR + len(right)), np.float32)
     mixed[: len(left)] += left
-    mixed[shift : shift + len(right)] += right
-    result = diarize(mixed, opts())
+    mixed[SR : SR + len(right)] += right
+    solo, reference = two_speakers
+    samples = np.concatenate([solo, np.zeros(SR, np.float32), mixed])
+    mix_start = len(solo) / SR + 1.0
+    result = diarize(samples, opts())
     assert len(result.speakers) == 2
-    first = hypothesis(result).label_timeline(result.speakers[0])
-    second = hypothesis(result).label_timeline(result.speakers[1])
-    both = first.crop(second.support(), mode="intersection").duration()
-    assert both > 0.3  # at least part of the ~1.3 s of overlap has both speakers
+    turns = hypothesis(result)
+    both = (
+        turns.label_timeline(result.speakers[0])
+        .crop(turns.label_timeline(result.speakers[1]).support(), mode="intersection")
+        .crop(Segment(mix_start, result.duration))
+    )
+    # The right talker speaks ~2.2 s, all of it over the left one.
+    right_talk = reference.label_timeline("right").duration()
+    assert 1.0 < both.duration() < right_talk + 0.5
+    assert both.extent().start > mix_start + 0.8  # not before the right talker starts
 
 
 def test_silence_has_no_speakers() -> None:
