@@ -25,9 +25,6 @@ from tests.conftest import decode_channel
 
 SR = 16_000
 PAUSE = 1.0
-#: One torch thread: CI machines are shared, and with more threads than free cores
-#: the segmentation's LSTM crawls (see speakers.weights.limit_threads).
-THREADS = 1
 
 Samples = npt.NDArray[np.float32]
 
@@ -56,13 +53,9 @@ def der(reference: Annotation, result: Diarization, uem: Timeline, collar: float
     return float(metric(reference, hypothesis(result), uem=uem))
 
 
-def opts(**kwargs: int) -> DiarizeOptions:
-    return DiarizeOptions(cpu_threads=THREADS, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def options() -> DiarizeOptions:
-    return opts()
+    return DiarizeOptions()
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +125,9 @@ def test_one_speaker_stays_one(jfk: Samples, options: DiarizeOptions) -> None:
 def test_speaker_counts_are_honoured(
     jfk: Samples, two_speakers: tuple[Samples, Annotation]
 ) -> None:
-    assert len(diarize(jfk, opts(num_speakers=2)).speakers) == 2
-    assert len(diarize(two_speakers[0], opts(max_speakers=1)).speakers) == 1
-    assert len(diarize(two_speakers[0], opts(min_speakers=3)).speakers) == 3
+    assert len(diarize(jfk, DiarizeOptions(num_speakers=2)).speakers) == 2
+    assert len(diarize(two_speakers[0], DiarizeOptions(max_speakers=1)).speakers) == 1
+    assert len(diarize(two_speakers[0], DiarizeOptions(min_speakers=3)).speakers) == 3
 
 
 def test_invalid_options_are_refused() -> None:
@@ -143,7 +136,7 @@ def test_invalid_options_are_refused() -> None:
     with pytest.raises(InvalidInputError):
         DiarizeOptions(num_speakers=0)
     with pytest.raises(InvalidInputError):
-        diarize(np.zeros((2, SR), np.float32), opts())
+        diarize(np.zeros((2, SR), np.float32), DiarizeOptions())
 
 
 def test_overlapping_talkers_both_get_the_overlap(
@@ -159,7 +152,7 @@ def test_overlapping_talkers_both_get_the_overlap(
     solo, reference = two_speakers
     samples = np.concatenate([solo, np.zeros(SR, np.float32), mixed])
     mix_start = len(solo) / SR + 1.0
-    result = diarize(samples, opts())
+    result = diarize(samples, DiarizeOptions())
     assert len(result.speakers) == 2
     turns = hypothesis(result)
     both = (
@@ -174,7 +167,7 @@ def test_overlapping_talkers_both_get_the_overlap(
 
 
 def test_silence_has_no_speakers() -> None:
-    result = diarize(np.zeros(3 * SR, np.float32), opts())
+    result = diarize(np.zeros(3 * SR, np.float32), DiarizeOptions())
     assert result.turns == ()
     assert result.speakers == ()
     assert result.duration == pytest.approx(3.0)
@@ -182,7 +175,7 @@ def test_silence_has_no_speakers() -> None:
 
 def test_progress_is_reported_and_rises(jfk: Samples) -> None:
     events: list[Progress] = []
-    diarize(jfk, opts(), events.append)
+    diarize(jfk, DiarizeOptions(), events.append)
     fractions = [e.fraction for e in events if e.fraction is not None]
     assert {e.stage for e in events} == {STAGE}
     assert fractions[0] == 0.0

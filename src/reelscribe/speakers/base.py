@@ -57,8 +57,7 @@ class DiarizeOptions:
     device: str = "auto"  # "auto", "cpu", "cuda"
     #: Hugging Face token for the pyannote backend; never logged or shown.
     hf_token: str | None = field(default=None, repr=False)
-    #: torch threads on CPU (process-wide); 0 = the CPUs this process may use. Use 1
-    #: where other work competes for the cores (see ``speakers.weights.limit_threads``).
+    #: CPU cores to use; 0 = all this process may use.
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:

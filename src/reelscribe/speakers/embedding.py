@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from reelscribe.speakers.batches import run_batches
 from reelscribe.speakers.weights import Networks, torch_module
 
 WINDOW = 1.5
@@ -86,8 +87,10 @@ def embed(
     sample_rate: int,
     windows: Sequence[Window],
     on_batch: Callable[[float], None] | None = None,
+    workers: int = 1,
 ) -> Floats:
-    """One L2-normalised embedding per window: (windows, dim)."""
+    """One L2-normalised embedding per window: (windows, dim); ``workers`` batches at
+    a time."""
     torch = torch_module()
     total = len(samples)
     min_len = round(MIN_EMBED_SPAN * sample_rate)
@@ -103,20 +106,27 @@ def embed(
         feats = fbank(samples[start:stop], sample_rate)
         groups[feats.shape[0]].append((index, feats))
 
-    out = np.zeros((len(windows), networks.embedding_dim), dtype=np.float32)
     batch_size = CPU_BATCH_SIZE if networks.device == "cpu" else GPU_BATCH_SIZE
-    done = 0
-    for items in groups.values():
-        for first in range(0, len(items), batch_size):
-            batch = items[first : first + batch_size]
-            with torch.inference_mode():
-                tensor = torch.from_numpy(np.stack([f for _, f in batch])).to(networks.device)
-                vectors = networks.embedding(tensor).float().cpu().numpy()
-            for (index, _), vector in zip(batch, vectors, strict=True):
-                out[index] = vector
-            done += len(batch)
-            if on_batch is not None:
-                on_batch(done / len(windows))
+    batches = [
+        items[first : first + batch_size]
+        for items in groups.values()
+        for first in range(0, len(items), batch_size)
+    ]
+
+    def run(batch: list[tuple[int, Floats]]) -> Floats:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.stack([f for _, f in batch])).to(networks.device)
+            vectors: Floats = networks.embedding(tensor).float().cpu().numpy()
+        return vectors
+
+    def done(count: int) -> None:
+        if on_batch is not None:
+            on_batch(sum(len(b) for b in batches[:count]) / len(windows))
+
+    out = np.zeros((len(windows), networks.embedding_dim), dtype=np.float32)
+    for batch, vectors in zip(batches, run_batches(run, batches, workers, done), strict=True):
+        for (index, _), vector in zip(batch, vectors, strict=True):
+            out[index] = vector
     norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8).astype(np.float32)
     normalised: Floats = out / norms
     return normalised

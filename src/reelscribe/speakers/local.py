@@ -26,7 +26,13 @@ from reelscribe.speakers.clustering import centroids, cluster
 from reelscribe.speakers.embedding import Window, cut_windows, embed
 from reelscribe.speakers.reconstruct import frame_clusters, frame_speakers
 from reelscribe.speakers.segmentation import Segmentation, segment
-from reelscribe.speakers.weights import Networks, limit_threads, load_networks, pick_device
+from reelscribe.speakers.weights import (
+    Networks,
+    load_networks,
+    pick_device,
+    set_torch_threads,
+    usable_cpus,
+)
 
 STAGE = "diarize"
 #: Windows at least this long found clusters; shorter ones join the nearest.
@@ -72,12 +78,15 @@ class LocalDiarizer:
     ) -> tuple[SpeakerTurn, ...]:
         if len(samples) < SAMPLE_RATE // 10:  # under 0.1 s: nothing to tell apart
             return ()
-        limit_threads(options.cpu_threads)
+        # Parallel batches, each on one torch thread (see speakers.batches); a GPU
+        # takes one batch at a time.
+        workers = usable_cpus(options.cpu_threads) if self.networks.device == "cpu" else 1
+        set_torch_threads(1)
 
         def seg_progress(done: float) -> None:
             report(progress, STAGE, _SEGMENT_SHARE * done, "finding speech")
 
-        seg = segment(self.networks, samples, SAMPLE_RATE, seg_progress)
+        seg = segment(self.networks, samples, SAMPLE_RATE, seg_progress, workers)
         windows = cut_windows(speech_regions(seg))
         if not windows:
             return ()
@@ -85,7 +94,7 @@ class LocalDiarizer:
         def emb_progress(done: float) -> None:
             report(progress, STAGE, _SEGMENT_SHARE + _EMBED_SHARE * done, "voice prints")
 
-        embeddings = embed(self.networks, samples, SAMPLE_RATE, windows, emb_progress)
+        embeddings = embed(self.networks, samples, SAMPLE_RATE, windows, emb_progress, workers)
         low, high = options.speaker_bounds()
         labels = cluster_windows(windows, embeddings, low, high)
         num_clusters = int(labels.max()) + 1

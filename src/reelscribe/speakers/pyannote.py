@@ -25,7 +25,7 @@ import numpy.typing as npt
 from reelscribe.errors import ExtraNotInstalledError, InvalidInputError, ModelUnavailableError
 from reelscribe.progress import ProgressCallback, report
 from reelscribe.speakers.base import SAMPLE_RATE, Diarization, DiarizeOptions, SpeakerTurn
-from reelscribe.speakers.weights import limit_threads
+from reelscribe.speakers.weights import set_torch_threads, usable_cpus
 
 PIPELINE = "pyannote/speaker-diarization-3.1"
 INSTALL_HINT = "pip install 'reelscribe[pyannote]'"
@@ -67,7 +67,7 @@ class PyannoteDiarizer:
     ) -> Diarization:
         import torch
 
-        limit_threads(options.cpu_threads)
+        set_torch_threads(usable_cpus(options.cpu_threads))
         duration = len(samples) / SAMPLE_RATE
         audio = {
             "waveform": torch.from_numpy(np.ascontiguousarray(samples, np.float32)).unsqueeze(0),
