@@ -7,6 +7,9 @@ the AMI excerpts come with their RTTM and UEM. DER is pyannote.metrics'.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from reelscribe.asr.engine import EngineOptions
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import ExtraNotInstalledError, InvalidInputError
 from reelscribe.pipeline.diarize import STAGE, diarize
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 from reelscribe.progress import Progress
@@ -219,3 +222,47 @@ def test_each_word_gets_its_speaker(
     assert sum(right) / len(right) >= 0.95
     assert all(s.speaker is not None for s in labelled.segments)
     assert all(w.speaker == s.speaker for s in labelled.segments for w in s.words)
+
+
+def test_pyannote_backend_needs_a_token() -> None:
+    with pytest.raises(InvalidInputError, match="token"):
+        load_diarizer(DiarizeOptions(backend="pyannote"))
+
+
+def test_pyannote_backend_without_the_extra_says_how_to_install() -> None:
+    if importlib.util.find_spec("pyannote.audio") is not None:
+        pytest.skip("pyannote.audio is installed here")
+    with pytest.raises(ExtraNotInstalledError, match=r"reelscribe\[pyannote\]"):
+        load_diarizer(DiarizeOptions(backend="pyannote", hf_token="hf_not_used"))
+
+
+def test_pyannote_output_of_either_major_becomes_turns() -> None:
+    from reelscribe.speakers.pyannote import to_turns
+
+    ann = annotation([(3.0, 4.0, "B"), (0.5, 2.0, "A"), (1.5, 3.5, "B")])
+
+    @dataclass
+    class DiarizeOutput:  # pyannote.audio 4.x wraps the Annotation
+        speaker_diarization: Annotation
+
+    for output in (ann, DiarizeOutput(ann)):
+        turns = to_turns(output)
+        assert [(t.start, t.end, t.speaker) for t in turns] == [
+            (0.5, 2.0, "SPEAKER_00"),
+            (1.5, 3.5, "SPEAKER_01"),
+            (3.0, 4.0, "SPEAKER_01"),
+        ]
+
+
+@pytest.mark.slow
+def test_pyannote_backend_on_two_speakers(two_speakers: tuple[Samples, Annotation]) -> None:
+    token = os.environ.get("REELSCRIBE_HF_TOKEN")
+    if importlib.util.find_spec("pyannote.audio") is None or not token:
+        pytest.skip(
+            "needs pyannote.audio (pip install 'reelscribe[pyannote]'), REELSCRIBE_HF_TOKEN "
+            "and access to the Hugging Face hub"
+        )
+    samples, reference = two_speakers
+    result = diarize(samples, DiarizeOptions(backend="pyannote", hf_token=token))
+    assert len(result.speakers) == 2
+    assert der(reference, result, Timeline([Segment(0, result.duration)])) <= 0.10
