@@ -34,6 +34,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 
 from reelscribe.pipeline.audio import load_audio
 from reelscribe.speakers import Diarization, DiarizeOptions, load_diarizer
+from reelscribe.speakers.weights import usable_cpus
 
 MEDIA = Path(
     os.environ.get(
@@ -111,7 +112,7 @@ def score(case: Case, result: Diarization, collar: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: all CPUs")
+    parser.add_argument("--threads", type=int, default=0, help="CPU cores; 0: all")
     args = parser.parse_args()
 
     options = DiarizeOptions(cpu_threads=args.threads)
@@ -121,9 +122,11 @@ def main() -> None:
     all_cases = cases()
     diarizer.diarize(all_cases[2].samples, options)  # warm-up: first-call costs
 
-    threads = torch.get_num_threads()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
-          f"torch threads={threads} (no GPU); models loaded in {load_time:.1f} s")  # fmt: skip
+    workers = usable_cpus(args.threads)
+    device = "GPU" if torch.cuda.is_available() else "no GPU"
+    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
+    print(f"machine: {machine}, {os.cpu_count()} cores ({device}); {workers} parallel batches; "
+          f"models loaded in {load_time:.1f} s")  # fmt: skip
     print(f"best of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} at the start")
     print("| input | audio (s) | speakers ref/found | DER | DER ±0.25 s | miss / FA / conf "
           "| time (s) | RTF (best, range) |")  # fmt: skip

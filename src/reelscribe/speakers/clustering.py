@@ -67,13 +67,12 @@ def cluster(embeddings: Floats, min_speakers: int = 1, max_speakers: int | None 
 def _prune(similarity: Floats) -> Floats:
     n = len(similarity)
     keep = min(n - 1, max(MIN_NEIGHBOURS, round(NEIGHBOUR_FRACTION * n)))
+    ranked = similarity.copy()
+    np.fill_diagonal(ranked, -np.inf)  # a window is not its own neighbour
+    nearest = np.argsort(-ranked, axis=1)[:, :keep]
+    rows = np.arange(n)[:, None]
     affinity = np.zeros_like(similarity)
-    order = np.argsort(-similarity, axis=1)
-    for row in range(n):
-        # The strongest ``keep`` links other than the window itself.
-        others = [c for c in order[row, : keep + 1] if c != row][:keep]
-        affinity[row, others] = similarity[row, others]
-    affinity = np.maximum(affinity, 0.0)
+    affinity[rows, nearest] = np.maximum(similarity[rows, nearest], 0.0)
     return ((affinity + affinity.T) / 2).astype(np.float32)
 
 
