@@ -1,19 +1,20 @@
-"""From clustered windows back to speaker turns at the segmentation's resolution.
+"""From clustered windows back to speaker turns, two labels where people overlap.
 
-Clustered 1.5 s windows say *who* (a global speaker per window) but only to within
-~0.75 s; the segmentation says *when* to ~17 ms, and where two people overlap, but
-with local speakers that change meaning from chunk to chunk. Here the two meet:
+Clustered 1.5 s windows say *who* (a global speaker per window) to within ~0.75 s;
+the segmentation says *when* to ~17 ms and where two people overlap, but with local
+speakers that change meaning from chunk to chunk. Here the two meet:
 
-1. Each window's cluster is spread over the frames nearest its centre.
+1. Every speech frame takes the cluster of the nearest window (by centre): the
+   first label. (Labelling all frames from the local speakers instead let the
+   segmentation's mistakes win: it often keeps two similar voices as one local
+   speaker, and confusion on the AMI excerpts tripled.)
 2. In each chunk, each local speaker is matched to the cluster that covers most of
    the frames where it talks alone (overlapped frames are ambiguous); two local
-   speakers of one chunk get different clusters where possible (Hungarian assignment),
-   because the network separates them on purpose.
-3. Every frame scores each cluster by the (edge-weighted) share of chunks in which a
-   local speaker mapped to it is active; the frame keeps as many top clusters as the
-   aggregated speaker count says (two where the segmentation hears overlap).
+   speakers of one chunk get different clusters where possible (Hungarian
+   assignment), because the network separates them on purpose.
+3. Where the aggregated count says two people talk, the second label is the cluster
+   most chunks (edge-weighted) hear from a local speaker there, other than the first.
 """
-
 from __future__ import annotations
 
 from collections.abc import Sequence
