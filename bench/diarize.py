@@ -13,7 +13,9 @@ Inputs (from ../shared/media, or REELSCRIBE_TEST_MEDIA):
 DER is pyannote.metrics' (overlap scored, no collar), and again with a ±0.25 s collar
 (pyannote's ``collar`` is the total width: 0.5). The speaker count is never given.
 RTF = diarization wall time / audio duration, models loaded and warmed up first; the
-best of ``--repeat`` runs (the machine is shared), with the range.
+best of ``--repeat`` runs (the machine is shared), with the range. CPU seconds per
+audio second (all threads) barely depend on what else runs: on an otherwise idle
+machine RTF approaches it divided by the cores used.
 
     python bench/diarize.py [--repeat N] [--threads N]
 """
@@ -129,20 +131,21 @@ def main() -> None:
           f"models loaded in {load_time:.1f} s")  # fmt: skip
     print(f"best of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} at the start")
     print("| input | audio (s) | speakers ref/found | DER | DER ±0.25 s | miss / FA / conf "
-          "| time (s) | RTF (best, range) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| time (s) | RTF (best, range) | CPU s per audio s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     ami: list[float] = []
     total_audio = total_time = 0.0
     for case in all_cases:
-        times, result = [], None
+        times, cpu, result = [], [], None
         for _ in range(args.repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = diarizer.diarize(case.samples, options)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         assert result is not None
         seconds = len(case.samples) / SR
         best, worst = min(times) / seconds, max(times) / seconds
-        rtf = f"{best:.3f} ({best:.3f}-{worst:.3f})"
+        rtf = f"{best:.3f} ({best:.3f}-{worst:.3f}) | {min(cpu) / seconds:.3f}"
         total_audio += seconds
         total_time += min(times)
         found = len(result.speakers)
