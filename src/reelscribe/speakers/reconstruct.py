@@ -15,6 +15,7 @@ speakers that change meaning from chunk to chunk. Here the two meet:
 3. Where the aggregated count says two people talk, the second label is the cluster
    most chunks (edge-weighted) hear from a local speaker there, other than the first.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
