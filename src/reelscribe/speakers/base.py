@@ -49,7 +49,7 @@ class DiarizeOptions:
     device: str = "auto"  # "auto", "cpu", "cuda"
     #: Hugging Face token for the pyannote backend; never logged or shown.
     hf_token: str | None = field(default=None, repr=False)
-    #: torch threads on CPU; 0 = torch's own choice, capped at the CPUs this process may use.
+    #: CPU cores to use; 0 = all this process may use.
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:

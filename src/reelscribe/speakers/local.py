@@ -26,11 +26,20 @@ from reelscribe.speakers.clustering import centroids, cluster
 from reelscribe.speakers.embedding import Window, cut_windows, embed
 from reelscribe.speakers.reconstruct import frame_clusters, frame_speakers
 from reelscribe.speakers.segmentation import Segmentation, segment
-from reelscribe.speakers.weights import Networks, limit_threads, load_networks, pick_device
+from reelscribe.speakers.weights import (
+    Networks,
+    load_networks,
+    pick_device,
+    set_torch_threads,
+    usable_cpus,
+)
 
 STAGE = "diarize"
 #: Windows at least this long found clusters; shorter ones join the nearest.
 RELIABLE_WINDOW = 0.75
+#: At most this many windows found the clusters (an hour of speech has ~4,800): the
+#: eigendecomposition grows with the cube of their number. The rest join the nearest.
+MAX_FOUNDING_WINDOWS = 3000
 #: Same-speaker turns closer than this are one turn (a breath, not a change).
 MIN_GAP = 0.1
 #: Progress shares of the two network passes (clustering is quick).
@@ -44,15 +53,12 @@ Ints = npt.NDArray[np.int64]
 @dataclass(slots=True)
 class LocalDiarizer:
     networks: Networks
-    cpu_threads: int = 0
     # Serialises runs: two at once would only fight over the same cores (and GPU).
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(cls, options: DiarizeOptions) -> LocalDiarizer:
-        device = pick_device(options.device)
-        limit_threads(options.cpu_threads)
-        return cls(networks=load_networks(device), cpu_threads=options.cpu_threads)
+        return cls(networks=load_networks(pick_device(options.device)))
 
     def diarize(
         self,
@@ -72,13 +78,15 @@ class LocalDiarizer:
     ) -> tuple[SpeakerTurn, ...]:
         if len(samples) < SAMPLE_RATE // 10:  # under 0.1 s: nothing to tell apart
             return ()
-        if self.cpu_threads:
-            limit_threads(self.cpu_threads)
+        # Parallel batches, each on one torch thread (see speakers.batches); a GPU
+        # takes one batch at a time.
+        workers = usable_cpus(options.cpu_threads) if self.networks.device == "cpu" else 1
+        set_torch_threads(1)
 
         def seg_progress(done: float) -> None:
             report(progress, STAGE, _SEGMENT_SHARE * done, "finding speech")
 
-        seg = segment(self.networks, samples, SAMPLE_RATE, seg_progress)
+        seg = segment(self.networks, samples, SAMPLE_RATE, seg_progress, workers)
         windows = cut_windows(speech_regions(seg))
         if not windows:
             return ()
@@ -86,7 +94,7 @@ class LocalDiarizer:
         def emb_progress(done: float) -> None:
             report(progress, STAGE, _SEGMENT_SHARE + _EMBED_SHARE * done, "voice prints")
 
-        embeddings = embed(self.networks, samples, SAMPLE_RATE, windows, emb_progress)
+        embeddings = embed(self.networks, samples, SAMPLE_RATE, windows, emb_progress, workers)
         low, high = options.speaker_bounds()
         labels = cluster_windows(windows, embeddings, low, high)
         num_clusters = int(labels.max()) + 1
@@ -95,25 +103,42 @@ class LocalDiarizer:
 
 
 def speech_regions(seg: Segmentation) -> list[tuple[float, float]]:
-    """(start, end) seconds of each run of frames where someone speaks."""
+    """(start, end) seconds of each run of frames where exactly one person speaks.
+
+    Overlapped speech is left out: a voice print of two voices at once resembles
+    neither and pulls clusters together. A stretch of speech that is overlapped
+    throughout is kept whole, or it would have no voice print at all.
+    """
+    speech = seg.count > 0
+    single = seg.count == 1
     regions: list[tuple[float, float]] = []
-    for first, last in _runs(seg.count > 0):
-        start = max(0.0, seg.frame_time(first) - seg.frame_step / 2)
-        regions.append((start, seg.frame_time(last) + seg.frame_step / 2))
+    for first, last in _runs(speech):
+        inner = _runs(single[first : last + 1])
+        spans = [(first + a, first + b) for a, b in inner] if inner else [(first, last)]
+        for a, b in spans:
+            start = max(0.0, seg.frame_time(a) - seg.frame_step / 2)
+            regions.append((start, seg.frame_time(b) + seg.frame_step / 2))
     return regions
 
 
 def cluster_windows(
     windows: Sequence[Window], embeddings: Floats, low: int, high: int | None
 ) -> Ints:
-    reliable = np.array([w.duration >= RELIABLE_WINDOW for w in windows])
-    if not reliable.any():  # only snippets: they are all there is to go on
-        reliable[:] = True
+    """Clusters the founding windows (long enough, evenly thinned out on very long
+    recordings), then gives every other window its nearest cluster."""
+    founding = np.array([w.duration >= RELIABLE_WINDOW for w in windows])
+    if not founding.any():  # only snippets: they are all there is to go on
+        founding[:] = True
+    chosen = np.flatnonzero(founding)
+    if len(chosen) > MAX_FOUNDING_WINDOWS:
+        keep = chosen[np.linspace(0, len(chosen) - 1, MAX_FOUNDING_WINDOWS).round().astype(int)]
+        founding[:] = False
+        founding[keep] = True
     labels = np.zeros(len(windows), dtype=np.int64)
-    labels[reliable] = cluster(embeddings[reliable], low, high)
-    if not reliable.all():
-        means = centroids(embeddings[reliable], labels[reliable])
-        labels[~reliable] = np.argmax(embeddings[~reliable] @ means.T, axis=1)
+    labels[founding] = cluster(embeddings[founding], low, high)
+    if not founding.all():
+        means = centroids(embeddings[founding], labels[founding])
+        labels[~founding] = np.argmax(embeddings[~founding] @ means.T, axis=1)
     return labels
 
 

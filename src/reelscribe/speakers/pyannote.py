@@ -25,6 +25,7 @@ import numpy.typing as npt
 from reelscribe.errors import ExtraNotInstalledError, InvalidInputError, ModelUnavailableError
 from reelscribe.progress import ProgressCallback, report
 from reelscribe.speakers.base import SAMPLE_RATE, Diarization, DiarizeOptions, SpeakerTurn
+from reelscribe.speakers.weights import set_torch_threads, usable_cpus
 
 PIPELINE = "pyannote/speaker-diarization-3.1"
 INSTALL_HINT = "pip install 'reelscribe[pyannote]'"
@@ -51,8 +52,6 @@ class PyannoteDiarizer:
             raise ExtraNotInstalledError(
                 f"the pyannote backend needs pyannote.audio: {INSTALL_HINT}"
             ) from exc
-        if options.cpu_threads > 0:
-            torch.set_num_threads(options.cpu_threads)
         pipeline = _from_pretrained(Pipeline, options.hf_token)
         device = options.device
         if device == "auto":
@@ -68,6 +67,7 @@ class PyannoteDiarizer:
     ) -> Diarization:
         import torch
 
+        set_torch_threads(usable_cpus(options.cpu_threads))
         duration = len(samples) / SAMPLE_RATE
         audio = {
             "waveform": torch.from_numpy(np.ascontiguousarray(samples, np.float32)).unsqueeze(0),

@@ -77,20 +77,22 @@ def pick_device(device: str) -> str:
     return device
 
 
-def limit_threads(cpu_threads: int) -> None:
-    """Sets torch's intra-op threads: ``cpu_threads``, else no more than the CPUs we may use.
-
-    torch picks the machine's core count even inside a container limited to fewer,
-    and oversubscribed threads make inference several times slower.
-    """
-    torch = torch_module()
+def usable_cpus(cpu_threads: int = 0) -> int:
+    """``cpu_threads`` if set, else the CPUs this process may run on (a container's
+    limit, not the machine's core count that ``os.cpu_count`` reports)."""
+    if cpu_threads > 0:
+        return cpu_threads
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        usable = os.cpu_count() or 1
-    wanted = cpu_threads if cpu_threads > 0 else min(torch.get_num_threads(), usable)
-    if wanted != torch.get_num_threads():
-        torch.set_num_threads(wanted)
+        return os.cpu_count() or 1
+
+
+def set_torch_threads(count: int) -> None:
+    """torch's intra-op threads, process-wide (changed only when different)."""
+    torch = torch_module()
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
 
 
 def load_networks(device: str) -> Networks:
