@@ -145,4 +145,5 @@ def _diarize_options(options: JobOptions, settings: Settings) -> DiarizeOptions 
         max_speakers=options.max_speakers,
         device=settings.device,
         hf_token=token,
+        cpu_threads=settings.cpu_threads,
     )

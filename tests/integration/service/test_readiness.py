@@ -22,14 +22,15 @@ from reelscribe.worker import Worker
 from tests.integration.service.conftest import service_settings
 
 pytestmark = pytest.mark.anyio
-MEDIA_URL = "https://media.example/talk.mp4"  # does not resolve: accepted, never fetched
+#: Does not resolve; allowed by name (unresolvable hosts are otherwise refused at submit).
+MEDIA_URL = "https://media.example/talk.mp4"
 
 
 @pytest.fixture
 async def rt(tmp_path: Path, models_dir: Path) -> AsyncIterator[Runtime]:
     settings = service_settings(
         tmp_path, models_dir, allow_anonymous=True, worker_stale_seconds=1.0,
-        worker_beat_seconds=0.1,
+        worker_beat_seconds=0.1, allowed_networks=["media.example"],
     )  # fmt: skip
     async with Runtime(settings) as runtime:
         yield runtime
