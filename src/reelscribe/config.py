@@ -176,7 +176,8 @@ class Settings(BaseSettings):
         2 * 86400.0,
         gt=0,
         description="A resumable upload that receives nothing for this long loses its "
-        "staged bytes (it can start again from offset 0).",
+        "staged bytes (it can start again from offset 0); a direct upload not listed or "
+        "completed for this long is aborted with its parts.",
     )
     upload_retention_seconds: float = Field(
         7 * 86400.0,
