@@ -23,9 +23,11 @@ are aborted with their parts by :meth:`DirectUploadService.sweep_abandoned`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import weakref
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reelscribe.backends.db import new_job_id, reader
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.db.types import utcnow
-from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, PartInfo
+from reelscribe.backends.storage import (
+    DEFAULT_CONTENT_TYPE,
+    BlobNotFoundError,
+    PartInfo,
+    PutResult,
+)
 from reelscribe.backends.storage.base import validate_content_type
 from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
 from reelscribe.service.auth import ApiKey
@@ -175,9 +182,11 @@ class DirectUploadService:
         """What has arrived, and fresh URLs for the rest; marks the upload active (the
         sweep counts from here)."""
         row = await self._open(upload_id, caller)
-        assert row.storage_key is not None
-        assert row.multipart_id is not None
-        arrived = await self.runtime.storage.list_parts(row.storage_key, row.multipart_id)
+        arrived = await self._arrived(row)
+        if arrived is None:  # joined already, not yet recorded: nothing left to send
+            assert row.size is not None
+            assert row.part_size is not None
+            arrived = [PartInfo(p.number, p.size) for p in plan_parts(row.size, row.part_size)]
         await self.uploads.touch(upload_id)
         return await self._tickets(row, received=arrived)
 
@@ -190,19 +199,24 @@ class DirectUploadService:
             assert row.size is not None
             assert row.part_size is not None
             storage = self.runtime.storage
-            arrived = await storage.list_parts(row.storage_key, row.multipart_id)
-            by_number = {part.number: part for part in arrived}
-            plan = plan_parts(row.size, row.part_size)
-            missing = [p.number for p in plan if _size(by_number.get(p.number)) != p.size]
-            if missing:
-                raise UploadPartsMissingError(
-                    f"parts {_ranges(missing)} have not arrived whole: send them, then "
-                    "complete again",
-                    missing=missing,
-                )
-            planned = {p.number for p in plan}
-            parts = [part for part in arrived if part.number in planned]
-            result = await storage.complete_multipart(row.storage_key, row.multipart_id, parts)
+            arrived = await self._arrived(row)
+            if arrived is None:
+                # An earlier completion joined the parts and then failed (a crash, a
+                # broken connection while hashing): check the object it left.
+                result = await self._hash_stored(row.storage_key)
+            else:
+                by_number = {part.number: part for part in arrived}
+                plan = plan_parts(row.size, row.part_size)
+                missing = [p.number for p in plan if _size(by_number.get(p.number)) != p.size]
+                if missing:
+                    raise UploadPartsMissingError(
+                        f"parts {_ranges(missing)} have not arrived whole: send them, then "
+                        "complete again",
+                        missing=missing,
+                    )
+                planned = {p.number for p in plan}
+                parts = [part for part in arrived if part.number in planned]
+                result = await storage.complete_multipart(row.storage_key, row.multipart_id, parts)
             if (result.size, result.sha256) != (row.size, row.expected_sha256):
                 await self._discard(row)
                 raise UploadChecksumError(
@@ -260,6 +274,29 @@ class DirectUploadService:
                 code="upload_not_presigned",
             )
         return row
+
+    async def _arrived(self, row: UploadRow) -> list[PartInfo] | None:
+        """The parts in the store; None when they were joined into the object already.
+        An upload whose parts are gone otherwise (aborted) is deleted: 410 ``gone``."""
+        assert row.storage_key is not None
+        assert row.multipart_id is not None
+        storage = self.runtime.storage
+        try:
+            return await storage.list_parts(row.storage_key, row.multipart_id)
+        except BlobNotFoundError:
+            if await storage.exists(row.storage_key):
+                return None
+        await self._discard(row)
+        raise UserError(f"upload {row.id} was abandoned and its parts are gone", code="gone")
+
+    async def _hash_stored(self, key: str) -> PutResult:
+        digest = hashlib.sha256()
+        size = 0
+        async with aclosing(self.runtime.storage.get_stream(key)) as stream:
+            async for chunk in stream:
+                digest.update(chunk)
+                size += len(chunk)
+        return PutResult(size, digest.hexdigest())
 
     async def _discard(self, row: UploadRow) -> None:
         """The row first, then the bytes (as UploadService does): a crash in between

@@ -195,11 +195,12 @@ def test_tampered_and_oversized_parts_are_refused(live: Live, admin: httpx.Clien
 
 
 def test_expired_part_urls_are_refused_and_listing_renews_them(start: StartApi) -> None:
-    live = start(upload_url_ttl_seconds=1)
+    # 3 s: expiries count whole seconds, so a fresh URL still has 2 s or more to live.
+    live = start(upload_url_ttl_seconds=3)
     with live.client() as admin:
         data = os.urandom(2000)
         created = begin(admin, data)
-        time.sleep(2.1)
+        time.sleep(3.2)
         expired = send(created["parts"][0], data)
         assert expired.status_code == 403
         fresh = admin.get(created["parts_url"]).json()["parts"][0]
@@ -257,3 +258,31 @@ def _admin_key(live: Live) -> Any:
     from tests.integration.api.conftest import ADMIN_SECRET
 
     return live.run(live.app.state.services.keys.authenticate(ADMIN_SECRET))
+
+
+def test_a_completion_cut_short_is_finished_later(live: Live, admin: httpx.Client) -> None:
+    """The parts were joined but the upload never recorded (the API died while hashing):
+    listing says nothing is missing, and completing checks and records the object."""
+    data = os.urandom(3000)
+    created = begin(admin, data)
+    assert send(created["parts"][0], data).status_code == 200
+    row = live.run(live.app.state.services.uploads.get(created["upload"]["id"], _admin_key(live)))
+    storage = live.runtime.storage
+    parts = live.run(storage.list_parts(row.storage_key, row.multipart_id))
+    live.run(storage.complete_multipart(row.storage_key, row.multipart_id, parts))
+
+    listed = admin.get(created["parts_url"]).json()["parts"]
+    assert [(p["received"], p["url"]) for p in listed] == [(True, None)]
+    done = admin.post(created["complete_url"])
+    assert done.status_code == 200, done.text
+    assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_an_upload_whose_parts_are_gone_is_gone(live: Live, admin: httpx.Client) -> None:
+    created = begin(admin, b"some bytes")
+    row = live.run(live.app.state.services.uploads.get(created["upload"]["id"], _admin_key(live)))
+    live.run(live.runtime.storage.abort_multipart(row.storage_key, row.multipart_id))
+    gone = admin.get(created["parts_url"])
+    assert gone.status_code == 410, gone.text
+    assert gone.json()["error"]["code"] == "gone"
+    assert admin.get(f"/api/uploads/{created['upload']['id']}").status_code == 404
