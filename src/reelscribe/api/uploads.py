@@ -152,7 +152,7 @@ async def create_presigned(
 @router.get(
     "/{upload_id}/parts",
     summary="The parts of a direct upload that arrived, and fresh URLs for the others",
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409, 410),
 )
 async def list_presigned_parts(
     upload_id: UploadId, response: Response, key: SubmitKey, direct: DirectUploadsDep
@@ -166,7 +166,7 @@ async def list_presigned_parts(
     "/{upload_id}/complete",
     summary="Finish a direct upload: checks every part, the size and the SHA-256",
     response_model=UploadPublic,
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409, 410),
 )
 async def complete_presigned(
     upload_id: UploadId, key: SubmitKey, direct: DirectUploadsDep

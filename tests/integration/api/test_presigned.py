@@ -147,6 +147,8 @@ def test_a_small_file_is_one_part(live: Live, admin: httpx.Client) -> None:
     (part,) = created["parts"]
     assert (part["number"], part["start"], part["end"], part["size"]) == (1, 0, len(data) - 1, 13)
     assert send(part, data).status_code == 200
+    early = admin.post("/api/jobs", json={"source": {"upload_id": created["upload"]["id"]}})
+    assert early.json()["error"]["code"] == "upload_incomplete"  # not before completion
     done = admin.post(created["complete_url"])
     assert done.status_code == 200, done.text
     assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()

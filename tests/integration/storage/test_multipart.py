@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -166,3 +168,20 @@ async def test_direct_upload_origin(store: BlobStore) -> None:
         url = await store.part_url("k", "id", 1, 1, 60)
         assert origin is not None
         assert url.startswith(origin + "/")
+
+
+async def test_local_folders_no_upload_names_are_swept_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    async with LocalStorage(root) as store:
+        old = await store.start_multipart("uploads/a/source.mp4")
+        new = await store.start_multipart("uploads/b/source.mp4")
+        assert await store.list_parts("uploads/a/source.mp4", old) == []
+    folder = root / "multipart" / old
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "upload.json").stat().st_mode & 0o777) == "0o600"
+    long_ago = time.time() - 8 * 86400  # older than any part URL can live
+    os.utime(folder, (long_ago, long_ago))
+    async with LocalStorage(root) as store:
+        with pytest.raises(BlobNotFoundError):
+            await store.list_parts("uploads/a/source.mp4", old)
+        assert await store.list_parts("uploads/b/source.mp4", new) == []

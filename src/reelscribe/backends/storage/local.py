@@ -47,6 +47,7 @@ from reelscribe.files import sha256_file
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
+    MAX_EXPIRES_IN,
     BlobInfo,
     BlobNotFoundError,
     ByteRange,
@@ -96,6 +97,10 @@ def make_private_dirs(path: Path) -> None:
 
 
 _STALE_TMP = 24 * 3600.0
+#: A direct upload that took no part for this long has no live part URL left (they
+#: expire within MAX_EXPIRES_IN); the service aborts abandoned ones much sooner, this
+#: only catches folders no database row names (a crash between start and record).
+_STALE_MULTIPART = float(MAX_EXPIRES_IN)
 
 
 class LocalStorage:
@@ -491,6 +496,12 @@ class LocalStorage:
                         shutil.rmtree(entry)
                     else:
                         entry.unlink()
+        cutoff = time.time() - _STALE_MULTIPART
+        for entry in self._multipart.iterdir():
+            with contextlib.suppress(OSError):
+                # A folder's mtime moves whenever a part lands in it.
+                if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry)
 
     def _move_hashed(self, source: Path, tmp: Path, sha256: str | None) -> PutResult:
         """Renames ``source`` into the store when both are on one file system (no copy
