@@ -73,6 +73,7 @@ def send(part: dict[str, Any], data: bytes) -> httpx.Response:
     return httpx.put(part["url"], content=data[part["start"] : part["end"] + 1], timeout=30)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_multipart_upload_with_a_resume(live: Live, admin: httpx.Client) -> None:
     data = os.urandom(11 * MiB + 999)
     created = begin(admin, data)
@@ -233,6 +234,7 @@ def test_limits_scope_and_owner(start: StartApi) -> None:
             assert client.post(created["complete_url"]).status_code == 404
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_abandoned_and_deleted_uploads_lose_their_parts(live: Live, admin: httpx.Client) -> None:
     data = b"abandoned bytes"
     services = live.app.state.services
