@@ -31,6 +31,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -174,7 +175,9 @@ class DirectUploadService:
             async with self.runtime.engine.begin() as conn:
                 await conn.execute(insert(UploadRow).values(values))
         except BaseException:
-            await self.runtime.storage.abort_multipart(key, multipart_id)
+            # Shielded: the parts must go even when we are here because of cancellation.
+            with anyio.CancelScope(shield=True):
+                await self.runtime.storage.abort_multipart(key, multipart_id)
             raise
         return await self._tickets(await self.uploads.get(upload_id, caller), received=[])
 
