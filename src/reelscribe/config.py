@@ -146,6 +146,20 @@ class Settings(BaseSettings):
         None, description="An admin API key created at start-up (hashed at rest)."
     )
     max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="Largest upload accepted.")
+    upload_part_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,
+        le=5 * 1024**3,
+        description="Part size of direct-to-storage uploads (S3's limits: 5 MiB to 5 GiB); "
+        "grown for a file that would need more than 10,000 parts.",
+    )
+    upload_url_ttl_seconds: int = Field(
+        3600,
+        ge=1,
+        le=7 * 86400,
+        description="Lifetime of the part URLs of a direct upload; listing its parts "
+        "hands out fresh ones.",
+    )
     max_json_bytes: int = Field(
         256 * 1024, gt=0, le=16 * 1024**2, description="Largest JSON request body accepted."
     )
@@ -162,7 +176,8 @@ class Settings(BaseSettings):
         2 * 86400.0,
         gt=0,
         description="A resumable upload that receives nothing for this long loses its "
-        "staged bytes (it can start again from offset 0).",
+        "staged bytes (it can start again from offset 0); a direct upload not listed or "
+        "completed for this long is aborted with its parts.",
     )
     upload_retention_seconds: float = Field(
         7 * 86400.0,

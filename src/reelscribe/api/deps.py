@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from reelscribe.service.auth import ApiKey, ForbiddenError, KeyService, Scope
+from reelscribe.service.direct_uploads import DirectUploadService
 from reelscribe.service.jobs import JobService
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.uploads import UploadService
@@ -28,12 +29,14 @@ class Services:
     keys: KeyService
     uploads: UploadService
     jobs: JobService
+    direct_uploads: DirectUploadService
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
         keys = KeyService(runtime.engine, runtime.settings)
         uploads = UploadService(runtime)
-        return cls(runtime, keys, uploads, JobService(runtime, keys, uploads))
+        jobs = JobService(runtime, keys, uploads)
+        return cls(runtime, keys, uploads, jobs, DirectUploadService(runtime, uploads))
 
 
 # The dependencies are coroutines although they do not wait: FastAPI runs a plain
@@ -56,6 +59,10 @@ async def get_uploads(request: Request) -> UploadService:
     return get_services(request).uploads
 
 
+async def get_direct_uploads(request: Request) -> DirectUploadService:
+    return get_services(request).direct_uploads
+
+
 async def get_keys(request: Request) -> KeyService:
     return get_services(request).keys
 
@@ -64,6 +71,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
+DirectUploadsDep = Annotated[DirectUploadService, Depends(get_direct_uploads)]
 
 # auto_error=False: a missing key is answered by KeyService (401 in our error shape,
 # or anonymous access where allowed), not by FastAPI's own 403.

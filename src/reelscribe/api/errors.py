@@ -27,6 +27,7 @@ from reelscribe.backends.faults import describe, is_transient
 from reelscribe.backends.storage import RangeNotSatisfiableError
 from reelscribe.errors import ReelscribeError
 from reelscribe.service.auth import RateLimitedError
+from reelscribe.service.direct_uploads import UploadPartsMissingError
 from reelscribe.service.uploads import UploadOffsetError
 
 log = logging.getLogger("reelscribe.api")
@@ -47,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upload_offset_mismatch": 409,
     "upload_complete": 409,
     "upload_in_use": 409,
+    "upload_parts_missing": 409,
     "gone": 410,
     "upload_too_large": 413,
     "range_not_satisfiable": 416,
@@ -116,6 +118,8 @@ async def _reelscribe_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, UploadOffsetError):
         headers["Upload-Offset"] = str(exc.offset)
         details = {"offset": exc.offset}
+    elif isinstance(exc, UploadPartsMissingError):
+        details = {"missing": exc.missing}
     elif isinstance(exc, RangeNotSatisfiableError) and exc.size is not None:
         headers["Content-Range"] = f"bytes */{exc.size}"
     if status == 401:

@@ -6,8 +6,8 @@ over ``Settings.max_json_bytes`` before reading a byte of it, and counts the byt
 any other body as they arrive, so a chunked body is cut off at the limit: it is never
 read whole, parsed or validated, and the event loop is not held up by it. The answer is
 ``413`` with code ``request_too_large`` and ``Connection: close`` (the rest of the body
-is never read). The streaming upload endpoints, which enforce their own limit while
-writing to storage, are exempt.
+is never read). The streaming upload endpoints and direct-upload parts, which enforce
+their own limits while writing to storage, are exempt.
 
 Validation errors name the offending ``input``; :func:`install` wraps the app's 422
 handler so that inputs larger than :data:`MAX_ECHO_BYTES` are left out of the answer
@@ -33,12 +33,15 @@ from reelscribe.api.errors import error_response
 MAX_ECHO_BYTES = 256
 CODE = "request_too_large"
 
-#: Bodies streamed to storage under their own limit (``max_upload_bytes``).
+#: Bodies streamed to storage under their own limit (``max_upload_bytes``, or a direct
+#: upload's signed part size).
 _STREAMED = (
     ("POST", re.compile(r"^/api/uploads/?$")),
     ("PATCH", re.compile(r"^/api/uploads/[^/]+/?$")),
     # OpenAI-compatible audio: multipart media, bounded by max_upload_bytes.
     ("POST", re.compile(r"^/v1/audio/(transcriptions|translations)/?$")),
+    # Parts of direct uploads, written to staging under their own signed size.
+    ("PUT", re.compile(r"^/blobs/.")),
 )
 
 

@@ -116,7 +116,10 @@ class UploadPublic(BaseModel):
     id: str
     filename: str
     content_type: str | None
-    state: Literal["open", "complete"]
+    state: Literal["open", "presigned", "complete"] = Field(
+        description="open: a resumable upload receiving chunks; presigned: a direct upload "
+        "whose parts go straight to storage; complete: usable as a job's source."
+    )
     size: int | None = Field(description="Total bytes (declared, for a resumable upload).")
     offset: int = Field(description="Bytes received so far.")
     sha256: str | None
@@ -130,6 +133,39 @@ class ResumableCreate(BaseModel):
     size: int = Field(ge=1, description="Total bytes that will be sent.")
     filename: str = Field("upload", min_length=1, max_length=255)
     content_type: str | None = Field(None, max_length=255, pattern=CONTENT_TYPE_PATTERN)
+
+
+class PresignedCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=1, description="Total bytes of the file.")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$", description="Hex SHA-256 of the file; checked at completion."
+    )
+    filename: str = Field("upload", min_length=1, max_length=255)
+    content_type: str | None = Field(None, max_length=255, pattern=CONTENT_TYPE_PATTERN)
+
+
+class PresignedPart(BaseModel):
+    number: int = Field(ge=1, description="Part number, from 1.")
+    start: int = Field(ge=0, description="Offset of the part's first byte in the file.")
+    end: int = Field(ge=0, description="Offset of the part's last byte (inclusive).")
+    size: int = Field(ge=1)
+    received: bool = Field(description="The part is in storage, whole.")
+    url: str | None = Field(
+        description="Where to PUT the part's bytes (exactly size bytes, no credentials); "
+        "null once it arrived."
+    )
+
+
+class PresignedUpload(BaseModel):
+    upload: UploadPublic
+    method: Literal["PUT"] = "PUT"
+    part_size: int = Field(description="Bytes per part; the last part may be shorter.")
+    parts: list[PresignedPart]
+    expires_at: datetime = Field(description="When the part URLs stop working.")
+    parts_url: str = Field(description="GET: what arrived, with fresh URLs for the rest.")
+    complete_url: str = Field(description="POST once every part is sent.")
 
 
 class SpeakerRename(BaseModel):

@@ -1,4 +1,5 @@
-"""``/api/uploads``: media sent in one streamed request, or resumably in chunks.
+"""``/api/uploads``: media sent in one streamed request, resumably in chunks, or
+straight to storage in presigned parts (``/presigned``, ``/{id}/parts``, ``/{id}/complete``).
 
 The request body is read as a stream (``request.stream()``), never through FastAPI's
 ``UploadFile``, which spools to a temporary file first: here each byte is written once.
@@ -10,10 +11,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request, Response
 
-from reelscribe.api.deps import ReadKey, SubmitKey, UploadsDep
+from reelscribe.api.deps import DirectUploadsDep, ReadKey, SubmitKey, UploadsDep
 from reelscribe.api.errors import error_responses
-from reelscribe.api.schemas import ResumableCreate, UploadPublic
+from reelscribe.api.schemas import (
+    PresignedCreate,
+    PresignedPart,
+    PresignedUpload,
+    ResumableCreate,
+    UploadPublic,
+)
 from reelscribe.backends.db.schema import UploadRow
+from reelscribe.service.direct_uploads import DirectUpload
 
 router = APIRouter(
     prefix="/api/uploads", tags=["uploads"], responses=error_responses(400, 401, 403, 422, 429)
@@ -94,6 +102,74 @@ async def create_resumable(
     response.headers.update(_offset_headers(row))
     response.headers["Location"] = f"/api/uploads/{row.id}"
     return upload_public(row)
+
+
+def presigned_public(direct: DirectUpload) -> PresignedUpload:
+    base = f"/api/uploads/{direct.row.id}"
+    return PresignedUpload(
+        upload=upload_public(direct.row),
+        part_size=direct.part_size,
+        parts=[
+            PresignedPart(
+                number=t.part.number,
+                start=t.part.start,
+                end=t.part.start + t.part.size - 1,
+                size=t.part.size,
+                received=t.received,
+                url=t.url,
+            )
+            for t in direct.parts
+        ],
+        expires_at=direct.expires_at,
+        parts_url=f"{base}/parts",
+        complete_url=f"{base}/complete",
+    )
+
+
+@router.post(
+    "/presigned",
+    status_code=201,
+    summary="Start a direct-to-storage upload: one presigned PUT URL per part",
+    responses=error_responses(413),
+)
+async def create_presigned(
+    body: PresignedCreate, response: Response, key: SubmitKey, direct: DirectUploadsDep
+) -> PresignedUpload:
+    started = await direct.create(
+        caller=key,
+        size=body.size,
+        sha256=body.sha256,
+        filename=body.filename,
+        content_type=body.content_type,
+    )
+    response.headers["Location"] = f"/api/uploads/{started.row.id}"
+    response.headers["Cache-Control"] = "no-store"  # the URLs are credentials
+    return presigned_public(started)
+
+
+@router.get(
+    "/{upload_id}/parts",
+    summary="The parts of a direct upload that arrived, and fresh URLs for the others",
+    responses=error_responses(404, 409, 410),
+)
+async def list_presigned_parts(
+    upload_id: UploadId, response: Response, key: SubmitKey, direct: DirectUploadsDep
+) -> PresignedUpload:
+    listed = await direct.parts(upload_id, key)
+    response.headers["Cache-Control"] = "no-store"
+    return presigned_public(listed)
+
+
+@router.post(
+    "/{upload_id}/complete",
+    summary="Finish a direct upload: checks every part, the size and the SHA-256",
+    response_model=UploadPublic,
+    responses=error_responses(404, 409, 410),
+)
+async def complete_presigned(
+    upload_id: UploadId, key: SubmitKey, direct: DirectUploadsDep
+) -> UploadPublic:
+    return upload_public(await direct.complete(upload_id, key))
 
 
 @router.patch(

@@ -9,7 +9,9 @@
    (:meth:`JobStore.delete_ended`);
 3. uploads not used for ``upload_retention_seconds`` and needed by no queued or running
    job: row and blob (:meth:`UploadService.sweep_expired`);
-4. the staged bytes of resumable uploads abandoned on this host.
+4. direct (presigned) uploads nobody listed or completed for ``upload_staging_seconds``:
+   their parts in the store and their rows (:meth:`DirectUploadService.sweep_abandoned`);
+5. the staged bytes of resumable uploads abandoned on this host.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import null, select, update
 
 from reelscribe.backends.db.enums import JobStatus
 from reelscribe.backends.db.schema import JobRow
+from reelscribe.service.direct_uploads import DirectUploadService
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.uploads import UploadService
 
@@ -74,6 +77,7 @@ async def prune(
 
 async def run(runtime: Runtime, stop: asyncio.Event, interval: float = 60.0) -> None:
     uploads = UploadService(runtime)
+    direct = DirectUploadService(runtime, uploads)
     while not stop.is_set():
         try:
             cleaned = await sweep(runtime)
@@ -85,6 +89,9 @@ async def run(runtime: Runtime, stop: asyncio.Event, interval: float = 60.0) -> 
             gone = await uploads.sweep_expired()
             if gone:
                 log.info("retention: deleted %d unused uploads", gone)
+            aborted = await direct.sweep_abandoned()
+            if aborted:
+                log.info("retention: aborted %d abandoned direct uploads", aborted)
             staged = await uploads.sweep_staging()
             if staged:
                 log.info("retention: removed %d abandoned resumable uploads' bytes", staged)

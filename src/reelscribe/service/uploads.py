@@ -1,10 +1,12 @@
 """Uploads: media sent to the service instead of a URL.
 
-Two ways in:
+Three ways in:
 
 * **Streamed** (one request): the request body goes straight into
   ``BlobStore.put_stream``, written once, hashed on the way; the size limit is
   enforced while reading, so an oversized body is cut off and nothing is stored.
+* **Direct** (presigned, :mod:`reelscribe.service.direct_uploads`): the client sends
+  parts straight to storage and completes; the row is then like any other.
 * **Resumable** (tus-like): create with the total size, then send chunks at offsets
   (``Upload-Offset``). A chunk at the wrong offset is refused with the current one, so
   a client whose connection broke asks (HEAD) and carries on. Resumable uploads are
@@ -102,14 +104,14 @@ def staging_dir(settings: Settings) -> Path:
     return _default_data_root() / "upload-staging"
 
 
-def _filename(raw: str | None) -> str:
+def upload_filename(raw: str | None) -> str:
     try:
         return clean_filename(unquote(raw or "")) if raw else "upload"
     except InvalidInputError:
         return "upload"
 
 
-def _suffix(filename: str) -> str:
+def upload_suffix(filename: str) -> str:
     suffix = Path(filename).suffix
     return suffix.lower() if _SUFFIX.fullmatch(suffix) else ""
 
@@ -169,10 +171,10 @@ class UploadService:
         limit = self.settings.max_upload_bytes
         if length is not None and length > limit:
             raise UploadTooLargeError(f"upload of {length} bytes over the limit of {limit}")
-        name = _filename(filename)
+        name = upload_filename(filename)
         media_type = validate_content_type(content_type or DEFAULT_CONTENT_TYPE)
         upload_id = new_job_id()
-        key = f"uploads/{upload_id}/source{_suffix(name)}"
+        key = f"uploads/{upload_id}/source{upload_suffix(name)}"
         stored = await self.runtime.storage.put_stream(key, _limited(chunks, limit), media_type)
         values = {
             "id": upload_id,
@@ -204,7 +206,7 @@ class UploadService:
         values = {
             "id": upload_id,
             "owner_key_id": caller.id,
-            "filename": _filename(filename),
+            "filename": upload_filename(filename),
             "content_type": media_type,
             "state": OPEN,
             "size": size,
@@ -222,7 +224,7 @@ class UploadService:
         async with lock:
             row = await self.get(upload_id, caller)
             if row.state != OPEN:
-                raise UploadStateError(f"upload {upload_id} is already complete")
+                raise UploadStateError(f"upload {upload_id} takes no chunks (it is {row.state})")
             if offset != row.received:
                 raise UploadOffsetError(
                     f"offset {offset} does not match the {row.received} bytes received",
@@ -284,7 +286,7 @@ class UploadService:
     async def _finalize(self, row: UploadRow) -> None:
         path = self.staging / row.id
         sha256 = await anyio.to_thread.run_sync(sha256_file, path)
-        key = content_key(sha256, _suffix(row.filename))
+        key = content_key(sha256, upload_suffix(row.filename))
         storage = self.runtime.storage
         if not await storage.exists(key):  # the same bytes uploaded before: keep one copy
             await storage.put_file(key, path, row.content_type or DEFAULT_CONTENT_TYPE)
@@ -351,6 +353,9 @@ class UploadService:
                     )
                 ).scalar()
         self._complete.pop(row.id, None)
+        if row.multipart_id is not None and row.storage_key is not None:
+            # A direct upload in progress: its parts wait in the store.
+            await self.runtime.storage.abort_multipart(row.storage_key, row.multipart_id)
         if row.storage_key is not None and shared is None:
             await self.runtime.storage.delete(row.storage_key)
         with contextlib.suppress(FileNotFoundError):

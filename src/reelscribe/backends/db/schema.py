@@ -177,7 +177,8 @@ class ApiKeyRow(Base):
 
 
 class UploadRow(Base):
-    """An upload: one streamed request, or a resumable one sent in chunks at offsets."""
+    """An upload: one streamed request, a resumable one sent in chunks at offsets, or a
+    direct one whose parts clients send straight to storage (state "presigned")."""
 
     __tablename__ = "uploads"
 
@@ -185,13 +186,20 @@ class UploadRow(Base):
     owner_key_id: Mapped[str | None] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str | None] = mapped_column(String(255))
-    #: "open" (receiving chunks) or "complete".
+    #: "open" (receiving chunks), "presigned" (parts going straight to storage) or
+    #: "complete".
     state: Mapped[str] = mapped_column(String(16), default="open")
     #: Declared total size for resumable uploads; bytes received so far.
     size: Mapped[int | None] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     sha256: Mapped[str | None] = mapped_column(String(64))
     storage_key: Mapped[str | None] = mapped_column(String(1024))
+    #: A direct (presigned) upload in progress: the store's multipart upload id, the
+    #: part size the parts were planned with, and the SHA-256 the client declared
+    #: (checked against the stored bytes at completion).
+    multipart_id: Mapped[str | None] = mapped_column(String(1024))
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
+    expected_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow(), onupdate=utcnow())
 

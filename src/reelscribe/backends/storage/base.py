@@ -67,6 +67,16 @@ class PutResult(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class PartInfo:
+    """One part of a multipart upload that has arrived in the store."""
+
+    number: int
+    size: int
+    #: What S3 wants back at completion; local parts have none.
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BlobInfo:
     key: str
     size: int
@@ -188,6 +198,39 @@ class BlobStore(Protocol):
     async def signed_url(self, key: str, expires_in: int, *, filename: str | None = None) -> str:
         """A URL that downloads the blob without credentials for ``expires_in`` seconds,
         as an attachment named ``filename`` when given."""
+
+    # --- direct (presigned) multipart uploads: clients send the bytes themselves ------
+
+    async def start_multipart(self, key: str, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """Opens a multipart upload of ``key``; returns the store's id for it."""
+        ...
+
+    async def part_url(
+        self, key: str, multipart_id: str, number: int, size: int, expires_in: int
+    ) -> str:
+        """A URL that takes one ``PUT`` of part ``number`` (exactly ``size`` bytes) for
+        ``expires_in`` seconds, without credentials; it can write nothing else."""
+        ...
+
+    async def list_parts(self, key: str, multipart_id: str) -> list[PartInfo]:
+        """The parts that have arrived, by number; raises ``BlobNotFoundError`` when the
+        multipart upload is not open (completed, aborted or never started)."""
+        ...
+
+    async def complete_multipart(
+        self, key: str, multipart_id: str, parts: list[PartInfo]
+    ) -> PutResult:
+        """Joins ``parts`` (as :meth:`list_parts` gave them, in order) into the blob and
+        returns its size and SHA-256, computed from the stored bytes."""
+        ...
+
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        """Drops an open multipart upload and its parts; a missing one is not an error."""
+
+    def direct_upload_origin(self) -> str | None:
+        """The origin (``scheme://host[:port]``) part URLs point at when it is not the
+        API's own: a browser page must be allowed to connect there."""
+        ...
 
 
 def validate_key(key: str) -> str:

@@ -6,6 +6,9 @@ Layout under the root::
                       either the old blob or the whole new one, never a partial write
     meta/<key>.json   {"content_type", "sha256"}: what a file system does not keep for us
     tmp/              writes in progress; left-overs older than a day are removed on open
+    multipart/<id>/   a direct upload in progress: ``upload.json`` ({"key", "content_type"})
+                      and its parts ``00001.part`` …, each renamed into place only once
+                      all its declared bytes arrived; joined into data/ at completion
 
 Everything is private to the service's user: folders are created 0700 and files 0600
 (the root and its three folders are set so on open, which also tightens an older
@@ -25,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -43,9 +47,11 @@ from reelscribe.files import sha256_file
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
+    MAX_EXPIRES_IN,
     BlobInfo,
     BlobNotFoundError,
     ByteRange,
+    PartInfo,
     PutResult,
     StorageError,
     validate_content_type,
@@ -62,6 +68,9 @@ _SYNC_EVERY = 64 * 1024 * 1024  # bytes written between two fdatasync of a large
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+_MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
+_PART_FILE = re.compile(r"(\d{5})\.part")
+_MAX_PART_NUMBER = 10_000  # as S3: one rule for both stores
 
 
 def _create(path: Path) -> BinaryIO:
@@ -88,6 +97,10 @@ def make_private_dirs(path: Path) -> None:
 
 
 _STALE_TMP = 24 * 3600.0
+#: A direct upload that took no part for this long has no live part URL left (they
+#: expire within MAX_EXPIRES_IN); the service aborts abandoned ones much sooner, this
+#: only catches folders no database row names (a crash between start and record).
+_STALE_MULTIPART = float(MAX_EXPIRES_IN)
 
 
 class LocalStorage:
@@ -105,6 +118,7 @@ class LocalStorage:
         self._data = root / "data"
         self._meta = root / "meta"
         self._tmp = root / "tmp"
+        self._multipart = root / "multipart"
         self._signer = signer
         self._public_base_url = public_base_url
         self._chunk_size = chunk_size
@@ -304,7 +318,161 @@ class LocalStorage:
         expires = int(time.time()) + expires_in
         return self._signer.url(self._public_base_url, key, expires, filename)
 
+    # --- direct (multipart) uploads ---------------------------------------------------
+
+    async def start_multipart(self, key: str, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        validate_key(key)
+        validate_content_type(content_type)
+        multipart_id = uuid.uuid4().hex
+        await anyio.to_thread.run_sync(self._start_multipart, multipart_id, key, content_type)
+        return multipart_id
+
+    async def part_url(
+        self, key: str, multipart_id: str, number: int, size: int, expires_in: int
+    ) -> str:
+        validate_key(key)
+        validate_expires_in(expires_in)
+        _check_part(multipart_id, number, size)
+        if self._signer is None or self._public_base_url is None:
+            raise StorageError("local storage signs part URLs only with a signing key and base URL")
+        expires = int(time.time()) + expires_in
+        return self._signer.part_url(
+            self._public_base_url, key, multipart_id, number, size, expires
+        )
+
+    async def put_signed_part(
+        self,
+        key: str,
+        multipart_id: str,
+        number: int,
+        size: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        expires: int,
+        signature: str,
+    ) -> PartInfo:
+        """Stores one part sent to a URL made by :meth:`part_url` (the HTTP API's
+        ``PUT /blobs/{key}`` hands the request over): the signature first, so a forged
+        or expired URL writes nothing."""
+        if self._signer is None:
+            raise StorageError("local storage takes signed parts only with a signing key")
+        self._signer.verify_part(key, multipart_id, number, size, expires, signature)
+        return await self.put_part(key, multipart_id, number, size, chunks)
+
+    async def put_part(
+        self, key: str, multipart_id: str, number: int, size: int, chunks: AsyncIterable[bytes]
+    ) -> PartInfo:
+        """Writes part ``number``: exactly ``size`` bytes, else nothing is kept (more is
+        refused as soon as it arrives). A part sent again replaces the earlier one."""
+        validate_key(key)
+        _check_part(multipart_id, number, size)
+        folder = await anyio.to_thread.run_sync(self._open_multipart, key, multipart_id)
+        tmp = folder / f"{number:05d}.{uuid.uuid4().hex}.tmp"
+        try:
+            written, sha256 = await self._write_hashed(tmp, _at_most(chunks, size))
+            if written != size:
+                raise InvalidInputError(
+                    f"part {number} has {written} of its {size} bytes", code="part_incomplete"
+                )
+            await anyio.to_thread.run_sync(tmp.replace, folder / f"{number:05d}.part")
+        finally:
+            tmp.unlink(missing_ok=True)
+        return PartInfo(number, size, f'"{sha256}"')
+
+    async def list_parts(self, key: str, multipart_id: str) -> list[PartInfo]:
+        validate_key(key)
+        return await anyio.to_thread.run_sync(self._list_parts, key, multipart_id)
+
+    async def complete_multipart(
+        self, key: str, multipart_id: str, parts: list[PartInfo]
+    ) -> PutResult:
+        validate_key(key)
+        tmp = self._tmp_path(".part")
+        try:
+            result, content_type = await anyio.to_thread.run_sync(
+                self._join_parts, key, multipart_id, parts, tmp
+            )
+            await anyio.to_thread.run_sync(self._commit, key, tmp, content_type, result)
+        finally:
+            tmp.unlink(missing_ok=True)
+        await self.abort_multipart(key, multipart_id)  # the parts are in the blob now
+        return result
+
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        validate_key(key)
+        if _MULTIPART_ID.fullmatch(multipart_id):
+            await anyio.to_thread.run_sync(self._remove_tree, self._multipart / multipart_id)
+
+    def direct_upload_origin(self) -> str | None:
+        return None  # part URLs point at the HTTP API itself
+
     # --- blocking helpers, run in worker threads --------------------------------------
+
+    def _start_multipart(self, multipart_id: str, key: str, content_type: str) -> None:
+        folder = self._multipart / multipart_id
+        make_private_dirs(self._multipart)
+        folder.mkdir(mode=DIR_MODE)
+        with _create(folder / "upload.json") as out:
+            out.write(json.dumps({"key": key, "content_type": content_type}).encode("utf-8"))
+
+    def _open_multipart(self, key: str, multipart_id: str) -> Path:
+        """The upload's folder, if it is open and for ``key``."""
+        folder = self._multipart / multipart_id
+        try:
+            fields = json.loads((folder / "upload.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BlobNotFoundError(f"no open upload {multipart_id!r} of {key!r}") from exc
+        if not isinstance(fields, dict) or fields.get("key") != key:
+            raise BlobNotFoundError(f"no open upload {multipart_id!r} of {key!r}")
+        return folder
+
+    def _list_parts(self, key: str, multipart_id: str) -> list[PartInfo]:
+        if not _MULTIPART_ID.fullmatch(multipart_id):
+            raise BlobNotFoundError(f"no open upload {multipart_id!r} of {key!r}")
+        folder = self._open_multipart(key, multipart_id)
+        parts = []
+        for entry in folder.iterdir():
+            match = _PART_FILE.fullmatch(entry.name)
+            if match is not None:
+                with contextlib.suppress(FileNotFoundError):  # completed meanwhile
+                    parts.append(PartInfo(int(match.group(1)), entry.stat().st_size))
+        return sorted(parts, key=lambda part: part.number)
+
+    def _join_parts(
+        self, key: str, multipart_id: str, parts: list[PartInfo], tmp: Path
+    ) -> tuple[PutResult, str]:
+        """Concatenates the parts into ``tmp``, hashing on the way."""
+        if not _MULTIPART_ID.fullmatch(multipart_id):
+            raise BlobNotFoundError(f"no open upload {multipart_id!r} of {key!r}")
+        folder = self._open_multipart(key, multipart_id)
+        fields = json.loads((folder / "upload.json").read_text(encoding="utf-8"))
+        content_type = str(fields.get("content_type") or DEFAULT_CONTENT_TYPE)
+        digest = hashlib.sha256()
+        size = 0
+        with _create(tmp) as out:
+            for part in parts:
+                try:
+                    source = (folder / f"{part.number:05d}.part").open("rb")
+                except FileNotFoundError as exc:
+                    raise InvalidInputError(
+                        f"part {part.number} is missing", code="upload_parts_missing"
+                    ) from exc
+                with source:
+                    if os.fstat(source.fileno()).st_size != part.size:  # re-sent meanwhile
+                        raise InvalidInputError(
+                            f"part {part.number} changed size", code="upload_parts_missing"
+                        )
+                    while chunk := source.read(_BLOCK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+            os.fsync(out.fileno())
+        return PutResult(size, digest.hexdigest()), content_type
+
+    @staticmethod
+    def _remove_tree(folder: Path) -> None:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _data_path(self, key: str) -> Path:
         return self._data / validate_key(key)
@@ -316,7 +484,7 @@ class LocalStorage:
         return self._tmp / f"{uuid.uuid4().hex}{suffix}"
 
     def _prepare(self) -> None:
-        for folder in (self._root, self._data, self._meta, self._tmp):
+        for folder in (self._root, self._data, self._meta, self._tmp, self._multipart):
             make_private_dirs(folder)
             with contextlib.suppress(PermissionError):  # not ours: leave it be
                 folder.chmod(DIR_MODE)
@@ -328,6 +496,12 @@ class LocalStorage:
                         shutil.rmtree(entry)
                     else:
                         entry.unlink()
+        cutoff = time.time() - _STALE_MULTIPART
+        for entry in self._multipart.iterdir():
+            with contextlib.suppress(OSError):
+                # A folder's mtime moves whenever a part lands in it.
+                if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry)
 
     def _move_hashed(self, source: Path, tmp: Path, sha256: str | None) -> PutResult:
         """Renames ``source`` into the store when both are on one file system (no copy
@@ -422,3 +596,23 @@ class LocalStorage:
                 count = sum(1 for path in graveyard.rglob("*") if path.is_file())
             shutil.rmtree(graveyard)
         return count
+
+
+def _check_part(multipart_id: str, number: int, size: int) -> None:
+    if not _MULTIPART_ID.fullmatch(multipart_id):
+        raise InvalidInputError(f"invalid upload id {multipart_id!r}")
+    if not 1 <= number <= _MAX_PART_NUMBER or size < 1:
+        raise InvalidInputError(f"invalid part {number} of {size} bytes")
+
+
+async def _at_most(chunks: AsyncIterable[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """Passes chunks on until more than ``limit`` bytes came: then refuses (HTTP 413),
+    before the extra bytes are written."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise InvalidInputError(
+                f"part larger than its declared {limit} bytes", code="upload_too_large"
+            )
+        yield chunk

@@ -4,6 +4,8 @@ Uploads stream: at most one part is buffered while up to ``max_concurrency`` par
 flight, and a blob smaller than one part goes up in a single PUT. Any failure or
 cancellation aborts the multipart upload, so no orphan parts stay behind (and billed).
 Presigned links are SigV4 query-string signatures: the S3 server enforces their expiry.
+Direct uploads are S3 multipart uploads whose parts clients PUT to presigned
+``UploadPart`` URLs; completion reads the parts' ETags from ListParts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, aclosing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +37,7 @@ from .base import (
     BlobInfo,
     BlobNotFoundError,
     ByteRange,
+    PartInfo,
     PutResult,
     RangeNotSatisfiableError,
     StorageError,
@@ -171,6 +174,7 @@ class S3Storage:
         self._stack: AsyncExitStack | None = None
         self._client: S3Client | None = None
         self._presigner: S3Client | None = None
+        self._upload_origin: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> S3Storage:
@@ -192,6 +196,12 @@ class S3Storage:
                 else self._client
             )
             await self._check_bucket()
+            # Signed locally (no request): the origin every presigned URL points at.
+            probe = await self._presigner.generate_presigned_url(
+                "put_object", Params={"Bucket": opts.bucket, "Key": "probe"}, ExpiresIn=60
+            )
+            parts = urlsplit(probe)
+            self._upload_origin = f"{parts.scheme}://{parts.netloc}"
         except BaseException:
             self._client = self._presigner = None
             await stack.aclose()
@@ -366,6 +376,92 @@ class S3Storage:
                 "get_object", Params=params, ExpiresIn=expires_in
             )
 
+    # --- direct (multipart) uploads ---------------------------------------------------
+
+    async def start_multipart(self, key: str, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        client, full_key = self._require_client(), self._key(key)
+        validate_content_type(content_type)
+        with _translated(key):
+            created = await client.create_multipart_upload(
+                Bucket=self._options.bucket, Key=full_key, ContentType=content_type
+            )
+        return created["UploadId"]
+
+    async def part_url(
+        self, key: str, multipart_id: str, number: int, size: int, expires_in: int
+    ) -> str:
+        full_key = self._key(key)
+        validate_expires_in(expires_in)
+        if not 1 <= number <= _MAX_PARTS or size < 1:
+            raise InvalidInputError(f"invalid part {number} of {size} bytes")
+        if self._presigner is None:
+            raise StorageError("S3Storage is used outside `async with`")
+        # Content-Length is among the signed headers: S3 refuses (403) a body of any
+        # other size, so the URL cannot store more than the part it was made for.
+        params = {
+            "Bucket": self._options.bucket,
+            "Key": full_key,
+            "UploadId": multipart_id,
+            "PartNumber": number,
+            "ContentLength": size,
+        }
+        with _translated(key):
+            return await self._presigner.generate_presigned_url(
+                "upload_part", Params=params, ExpiresIn=expires_in
+            )
+
+    async def list_parts(self, key: str, multipart_id: str) -> list[PartInfo]:
+        client, full_key = self._require_client(), self._key(key)
+        parts: list[PartInfo] = []
+        with _translated(key):
+            pages = client.get_paginator("list_parts").paginate(
+                Bucket=self._options.bucket, Key=full_key, UploadId=multipart_id
+            )
+            async for page in pages:
+                parts.extend(
+                    PartInfo(item["PartNumber"], item["Size"], item["ETag"])
+                    for item in page.get("Parts", [])
+                )
+        return sorted(parts, key=lambda part: part.number)
+
+    async def complete_multipart(
+        self, key: str, multipart_id: str, parts: list[PartInfo]
+    ) -> PutResult:
+        client, full_key = self._require_client(), self._key(key)
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": part.number, "ETag": part.etag or ""} for part in parts
+        ]
+        with _translated(key):
+            await client.complete_multipart_upload(
+                Bucket=self._options.bucket,
+                Key=full_key,
+                UploadId=multipart_id,
+                MultipartUpload={"Parts": completed},
+            )
+        # S3 keeps no SHA-256 of a whole multipart object (its checksums of parts are
+        # composite), so the bytes are read back once and hashed here: correct whoever
+        # sent them, at the cost of one read of the object.
+        digest = hashlib.sha256()
+        size = 0
+        async with aclosing(self.get_stream(key)) as stream:
+            async for chunk in stream:
+                digest.update(chunk)
+                size += len(chunk)
+        return PutResult(size, digest.hexdigest())
+
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        client, full_key = self._require_client(), self._key(key)
+        try:
+            with _translated(key):
+                await client.abort_multipart_upload(
+                    Bucket=self._options.bucket, Key=full_key, UploadId=multipart_id
+                )
+        except BlobNotFoundError:
+            return  # already completed or aborted
+
+    def direct_upload_origin(self) -> str | None:
+        return self._upload_origin
+
     # --- helpers ----------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
@@ -511,7 +607,7 @@ def _from_client_error(exc: ClientError, key: str) -> ReelscribeError:
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in ("NoSuchKey", "NotFound", "404"):
+    if code in ("NoSuchKey", "NoSuchUpload", "NotFound", "404"):
         return BlobNotFoundError(f"no blob {key!r}")
     if code == "InvalidRange" or status == 416:
         size = str(error.get("ActualObjectSize", ""))

@@ -3,7 +3,11 @@ framework-agnostic responder that serves a blob with HTTP Range support.
 
 A link is ``{public_base_url}/{key}?expires=…&filename=…&sig=…``; the signature is
 HMAC-SHA256 over the key, the expiry and the optional file name, so none of them can be
-changed. The HTTP API only parses the query and hands the values to :func:`serve_signed`,
+changed. A part URL of a direct upload (``PUT``) is
+``{public_base_url}/{key}?upload_id=…&part=…&size=…&expires=…&sig=…``, signed over all
+of those under another context string, so a download link can never be used as a part
+URL or the other way round, and a part URL writes one part of one upload, of one size.
+The HTTP API only parses the query and hands the values to :func:`serve_signed`,
 then turns the :class:`BlobResponse` into its framework's streaming response.
 """
 
@@ -32,6 +36,7 @@ from .base import (
 
 #: Versioned so the message format can change without old links meaning something new.
 _CONTEXT = "reelscribe-blob-link-v1"
+_PART_CONTEXT = "reelscribe-upload-part-v1"
 _MIN_SECRET_BYTES = 16
 
 
@@ -55,10 +60,44 @@ class LinkSigner:
 
     def signature(self, key: str, expires: int, filename: str | None = None) -> str:
         validate_key(key)
+        return self._mac([_CONTEXT, key, expires, filename])
+
+    def _mac(self, fields: list[str | int | None]) -> str:
         # JSON keeps the fields apart whatever they contain (no delimiter ambiguity).
-        message = json.dumps([_CONTEXT, key, expires, filename], separators=(",", ":"))
+        message = json.dumps(fields, separators=(",", ":"))
         mac = hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def part_signature(self, key: str, upload_id: str, number: int, size: int, expires: int) -> str:
+        validate_key(key)
+        return self._mac([_PART_CONTEXT, key, upload_id, number, size, expires])
+
+    def part_url(
+        self, base_url: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        query = {
+            "upload_id": upload_id,
+            "part": str(number),
+            "size": str(size),
+            "expires": str(expires),
+            "sig": self.part_signature(key, upload_id, number, size, expires),
+        }
+        return f"{base_url.rstrip('/')}/{quote(key, safe='/')}?{urlencode(query)}"
+
+    def verify_part(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        size: int,
+        expires: int,
+        signature: str,
+        *,
+        now: float | None = None,
+    ) -> None:
+        """Like :meth:`verify`, for a part URL made by :meth:`part_url`."""
+        expected = self.part_signature(key, upload_id, number, size, expires)
+        self._check(expected, signature, expires, now)
 
     def url(self, base_url: str, key: str, expires: int, filename: str | None = None) -> str:
         name = None if filename is None else clean_filename(filename)
@@ -82,6 +121,10 @@ class LinkSigner:
         The signature is checked first so a forged link never learns whether it expired.
         """
         expected = self.signature(key, expires, filename)
+        self._check(expected, signature, expires, now)
+
+    @staticmethod
+    def _check(expected: str, signature: str, expires: int, now: float | None) -> None:
         if not hmac.compare_digest(expected.encode(), signature.encode("ascii", "replace")):
             raise SignedLinkError("invalid link signature", code="link_invalid")
         if (time.time() if now is None else now) >= expires:
