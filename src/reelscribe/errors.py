@@ -14,6 +14,7 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   │   └── AuthRequiredError        login, bot check or 403: needs cookies "auth_required"
     │   ├── MediaError                   corrupt media, no usable stream       "media_error"
     │   ├── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    │   ├── ContentBlockedError          moderation found unsafe frames (block) "content_blocked"
     │   └── ExtraNotInstalledError       an optional extra is missing          "extra_not_installed"
     ├── TransientError                   may succeed later: retry with backoff
     │   └── NetworkError                 timeouts, connection resets, 5xx     "network_error"
@@ -24,6 +25,8 @@ callers only ever catch :class:`ReelscribeError`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ReelscribeError(Exception):
@@ -84,6 +87,20 @@ class MediaError(UserError):
 
 class ModelUnavailableError(UserError):
     code = "model_unavailable"
+
+
+class ContentBlockedError(UserError):
+    """The moderation policy is ``block`` and unsafe frames were found. ``report`` is the
+    :class:`~reelscribe.analysis.ModerationReport`; ``path`` the report written as JSON.
+    The run stops: the unsafe outputs are not published."""
+
+    code = "content_blocked"
+
+    def __init__(self, report: Any, path: Any = None) -> None:
+        times = ", ".join(f"{f.time:.1f}s" for f in report.flags if f.unsafe)
+        super().__init__(f"blocked by content moderation: unsafe frames at {times}")
+        self.report = report
+        self.path = path
 
 
 class ExtraNotInstalledError(UserError):
