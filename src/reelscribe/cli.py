@@ -110,6 +110,8 @@ SpeakerLabelOpt = Annotated[
     SpeakerLabel | None,
     typer.Option("--speaker-label", help="SRT/ASS speaker change: bracket ([Name]) or dash."),
 ]
+
+
 class Moderate(StrEnum):
     OFF = "off"
     FLAG = "flag"
@@ -159,9 +161,7 @@ ModeOpt = Annotated[
 ]
 
 
-def _with_llm(
-    settings: Settings, url: str | None, model: str | None, key: str | None
-) -> Settings:
+def _with_llm(settings: Settings, url: str | None, model: str | None, key: str | None) -> Settings:
     """The settings with the LLM endpoint the flags name (the CLI's user is the operator;
     a job submitted to the API cannot name one)."""
     values: dict[str, Any] = {}
@@ -435,9 +435,9 @@ def analyze(
     transcript, without ASR. With no analysis flag, summary and keywords are made."""
     from dataclasses import replace
 
+    from reelscribe.analysis.results import Analysis
     from reelscribe.formats import FORMATS, render
     from reelscribe.formats.analysis import chapter_lines
-    from reelscribe.analysis.results import Analysis
     from reelscribe.formats.json_doc import parse
     from reelscribe.pipeline.analyze import analyze as run_analysis
     from reelscribe.pipeline.plan import _chapter_options, _summary_options, llm_options

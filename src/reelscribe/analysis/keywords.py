@@ -22,10 +22,11 @@ CANDIDATES = 40
 DUPLICATE = 0.85
 
 #: Spoken fillers YAKE's stop-word lists miss; never a keyword on their own.
-FILLERS = frozenset(
-    "yeah yes yep no nope okay ok um uh hmm mm erm ah oh right well like so just really "
-    "actually basically gonna wanna kind sort thing things stuff put get got find go".split()
-)
+FILLERS = frozenset({
+    "yeah", "yes", "yep", "no", "nope", "okay", "ok", "um", "uh", "hmm", "mm", "erm", "ah",
+    "oh", "right", "well", "like", "so", "just", "really", "actually", "basically", "gonna",
+    "wanna", "kind", "sort", "thing", "things", "stuff", "put", "get", "got", "find", "go",
+})  # fmt: skip
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 

@@ -43,6 +43,9 @@ class SummaryOptions:
 class ChapterOptions:
     #: Shortest chapter (YouTube's rule is 10 s); the recording needs at least two.
     min_seconds: float = 10.0
+    #: Neighbouring chapters must be less alike than this (cosine of their mean
+    #: embeddings): unrelated topics score ~0.1, parts of one talk 0.4 and more.
+    max_similarity: float = 0.3
     embedding_model: str = "all-MiniLM-L6-v2"
 
 

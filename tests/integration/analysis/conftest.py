@@ -41,20 +41,23 @@ def meeting(shared_media: Path, whisper: LoadedModel, engine_options: EngineOpti
     return _transcribe(decode_channel(shared_media / "ami_dev01.wav"), whisper, engine_options)
 
 
-#: Where the recordings are joined in :func:`joined` (seconds), and the audio.
-JOINS: list[float] = []
-
-
 @pytest.fixture(scope="session")
 def joined(
     shared_media: Path, whisper: LoadedModel, engine_options: EngineOptions
 ) -> tuple[Transcript, list[float]]:
-    """Three recordings on different topics one after the other: the licence text, JFK's
-    speech, a meeting. Returns the transcript and the two join times."""
+    """Three recordings on different topics one after the other, as an editor would join
+    them (levelled to one loudness, half a second apart): the licence text, JFK's speech,
+    a meeting. Returns the transcript and the times the second and third recordings
+    start."""
     parts = [
         decode_channel(shared_media / "multilingual.mp3")[: 30 * RATE],
         decode_channel(shared_media / "jfk.flac"),
         decode_channel(shared_media / "ami_dev01.wav"),
     ]
-    joins = [len(parts[0]) / RATE, (len(parts[0]) + len(parts[1])) / RATE]
-    return _transcribe(np.concatenate(parts), whisper, engine_options), joins
+    # The AMI excerpt is ~27 dB quieter than JFK; unlevelled, Whisper drops it.
+    levelled = [p * (0.05 / float(np.sqrt(np.mean(p**2)))) for p in parts]
+    gap = np.zeros(RATE // 2, dtype=np.float32)
+    audio = np.concatenate([levelled[0], gap, levelled[1], gap, levelled[2]])
+    first = len(parts[0]) / RATE + 0.5
+    joins = [first, first + len(parts[1]) / RATE + 0.5]
+    return _transcribe(audio, whisper, engine_options), joins
