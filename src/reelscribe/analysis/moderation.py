@@ -82,9 +82,10 @@ def sample_frames(
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info"]
     if span.start > 0:
         args += ["-ss", seconds_arg(span.start)]
-    args += ["-i", str(path)]
     if span.duration is not None:
+        # On the input: the filter (and its showinfo log) sees exactly what is output.
         args += ["-t", seconds_arg(span.duration)]
+    args += ["-i", str(path)]
     args += ["-an", "-sn", "-dn", "-map", "0:v:0",
              "-vf", f"scale={width}:{height},select='{select}',showinfo",
              "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24",
@@ -103,11 +104,11 @@ def sample_frames(
     if code != 0:
         raise ProcessingError(f"ffmpeg (frame sampling) failed: {last_line(log)}")
     times = [float(m.group(1)) for m in _PTS.finditer(log)]
-    if len(times) != len(pixels):
+    if len(times) < len(pixels):
         raise ProcessingError(
             f"frame sampling returned {len(pixels)} frames for {len(times)} timestamps"
         )
-    for t, frame in zip(times, pixels, strict=True):
+    for t, frame in zip(times, pixels, strict=False):
         yield Frame(t, frame)
 
 
