@@ -62,7 +62,8 @@ def _sharpness(data_uri: str) -> float:
 
     jpeg = base64.b64decode(data_uri.split(",", 1)[1])
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None and image.shape[1] == 160
+    assert image is not None
+    assert image.shape[1] == 160
     return float(cv2.Laplacian(image, cv2.CV_64F).var())
 
 
@@ -81,9 +82,13 @@ def test_a_photographed_face_is_found_and_nothing_unsafe(astronaut: Path) -> Non
     face = next(d for d in faces[0].detections if d.label == "FACE_FEMALE")
     assert face.score >= 0.5
     x, y, w, h = face.box
-    assert w > 20 and h > 20 and x + w <= 512 and y + h <= 512
+    assert w > 20
+    assert h > 20
+    assert x + w <= 512
+    assert y + h <= 512
     assert _sharpness(faces[0].thumbnail) > 0
-    assert events[-1].stage == "moderate" and events[-1].fraction == 1.0
+    assert events[-1].stage == "moderate"
+    assert events[-1].fraction == 1.0
 
 
 def test_colour_bars_show_nothing(bars: Path) -> None:
