@@ -31,11 +31,16 @@ from typing import Any
 from sqlalchemy import select
 
 from reelscribe.asr.engine import EngineOptions, load_model
-from reelscribe.backends.db.enums import EventKind
+from reelscribe.backends.db.enums import EventKind, JobStatus
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.backends.storage import BlobStore
-from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
+from reelscribe.errors import (
+    ContentBlockedError,
+    InvalidInputError,
+    ProcessingError,
+    ReelscribeError,
+)
 from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS, render
 from reelscribe.pipeline.plan import PlannedStage
@@ -195,6 +200,9 @@ class Worker:
                         claim, result, retain_seconds=self.settings.retention_seconds
                     )
                     return
+                if isinstance(outcome, ContentBlockedError):
+                    await self._blocked(claim, outcome, live)
+                    return
                 await self._end(claim, outcome)
         except LeaseLost:
             log.warning("job %s: lease lost; leaving it to its new worker", claim.job_id)
@@ -235,6 +243,24 @@ class Worker:
             return await task
         except Exception as exc:  # every failure ends the attempt
             return exc
+
+    async def _blocked(self, claim: Claim, blocked: ContentBlockedError, live: _Live) -> None:
+        """Ends the job ``blocked``: only the moderation report is stored and published
+        (the pipeline stopped before anything else was made, and removed the clip). The
+        job keeps its report until it is deleted."""
+        from reelscribe.pipeline.context import analysis_summary
+
+        outputs: dict[str, Any] = {}
+        if isinstance(blocked.path, Path) and blocked.path.is_file():
+            stored = await store_output(self.runtime.storage, claim.job_id, "moderation",
+                                        blocked.path)  # fmt: skip
+            outputs["moderation"] = stored
+        result = {"blocked": True, "outputs": outputs,
+                  "analysis": analysis_summary(None, blocked.report)}  # fmt: skip
+        live.switch(None)
+        await self._report(claim, live)
+        log.info("job %s blocked by content moderation", claim.job_id)
+        await self.runtime.queue.complete(claim, result, status=JobStatus.BLOCKED)
 
     async def _report(self, claim: Claim, live: _Live) -> None:
         progress, stage, message, events = live.snapshot()
@@ -315,6 +341,10 @@ async def store_output(storage: BlobStore, job_id: str, name: str, path: Path) -
 
 
 def _content_type(name: str, path: Path) -> str:
+    if name == "moderation":
+        return "application/json"
+    if name == "chapters":
+        return "text/plain; charset=utf-8"
     if name in FORMATS:
         return FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
     return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"

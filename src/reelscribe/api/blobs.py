@@ -23,6 +23,7 @@ from reelscribe.backends.storage import (
     validate_key,
 )
 from reelscribe.errors import InvalidInputError
+from reelscribe.service.jobs import blocked_key
 
 router = APIRouter(tags=["blobs"])
 
@@ -56,6 +57,10 @@ async def download(
         validate_key(key)
     except InvalidInputError as exc:  # no link we signed names such a key
         raise SignedLinkError("invalid link", code="link_invalid") from exc
+    if await blocked_key(runtime.engine, key):
+        # Content moderation blocked the job: links signed for its outputs are refused
+        # however valid, whoever holds them (only the report is served).
+        raise SignedLinkError("blocked by content moderation", code="content_blocked")
     blob = await serve_signed(
         storage,
         storage.signer,
