@@ -32,8 +32,8 @@ def test_a_summary_job_carries_its_analysis(
     live = start_api(models_dir=models_dir)
     upload = _upload(live, shared_media / "jfk.flac")
     with live.client() as admin:
-        spec = {"source": {"upload_id": upload}, "outputs": ["json", "md"],
-                "options": {"summary_sentences": 1, "keywords": True, "language": "en"}}  # fmt: skip
+        options = {"summary_sentences": 1, "keywords": True, "language": "en"}
+        spec = {"source": {"upload_id": upload}, "outputs": ["json", "md"], "options": options}
         job = admin.post("/api/jobs", json=spec)
         assert job.status_code == 202, job.text
         job_id = job.json()["id"]
