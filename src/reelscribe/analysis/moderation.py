@@ -1,16 +1,19 @@
 """Content moderation of video frames with NudeNet (its 320n ONNX detector ships inside
 the ``nudenet`` wheel: no download).
 
-Frames are sampled by one ffmpeg pass: every scene change (ffmpeg's ``scene`` score)
-plus at least one frame every ``interval`` seconds. ffmpeg must decode each frame to
-score scene changes, but it does so on a downscaled picture and hands over only the
-sampled frames, already small, so the cost is decode plus a few detector runs. The
-detector runs on batches of frames. onnxruntime and OpenCV are imported on first use.
+Frames are sampled by ffmpeg: every scene change (ffmpeg's ``scene`` score) plus at
+least one frame every ``interval`` seconds, downscaled before they leave ffmpeg. First
+only the keyframes are decoded (``-skip_frame nokey``: a fraction of the decoding work,
+14x less on 720p30 with a 2 s GOP): encoders start a keyframe at a cut and at least
+every GOP, so when the keyframes are at most ``interval`` apart they are the sample. Only
+when they are sparser (long GOPs) is every frame decoded and scored. The detector runs
+on batches of frames. onnxruntime and OpenCV are imported on first use.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import subprocess
 import tempfile
@@ -72,14 +75,40 @@ def sample_frames(
     size: tuple[int, int],
     span: TimeRange,
     options: ModerationOptions,
+    length: float | None = None,
+) -> list[Frame]:
+    """Frames at scene changes and at least every ``options.interval`` seconds of the
+    ``length`` seconds sampled: from the keyframes alone when they are dense enough."""
+    frames = list(_select_frames(path, size, span, options, keyframes_only=True))
+    if length is not None and covers([f.time for f in frames], length, options.interval):
+        return frames
+    return list(_select_frames(path, size, span, options, keyframes_only=False))
+
+
+def covers(times: list[float], length: float, interval: float) -> bool:
+    """No stretch longer than ``interval`` (with a little slack for timestamps) between
+    the start, the sampled times and the end."""
+    slack = interval * 1.25
+    edges = [0.0, *sorted(times), length]
+    return bool(times) and all(b - a <= slack for a, b in itertools.pairwise(edges))
+
+
+def _select_frames(
+    path: Path,
+    size: tuple[int, int],
+    span: TimeRange,
+    options: ModerationOptions,
+    *,
+    keyframes_only: bool,
 ) -> Iterator[Frame]:
-    """Frames at scene changes and at least every ``options.interval`` seconds."""
     width, height = size
     select = (
         f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{options.interval:g})"
         f"+gt(scene\\,{options.scene_threshold:g})"
     )
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info"]
+    if keyframes_only:
+        args += ["-skip_frame", "nokey"]
     if span.start > 0:
         args += ["-ss", seconds_arg(span.start)]
     if span.duration is not None:
@@ -158,24 +187,24 @@ def moderate_video(
     options: ModerationOptions,
     *,
     offset: float = 0.0,
+    length: float | None = None,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> ModerationReport:
+    """Moderates ``span`` of the video (``length`` seconds long, when known: it lets the
+    keyframes alone serve as the sample)."""
     if size[0] < 2 or size[1] < 2:
         raise MediaError("the video has no usable frame size to moderate")
-    frames: list[Frame] = []
+    frames = sample_frames(path, size, span, options, length)
+    if on_progress is not None:
+        on_progress(0.3, f"{len(frames)} frames sampled")
     flags: list[ModerationFlag] = []
-    count = 0
-    for frame in sample_frames(path, size, span, options):
-        frames.append(frame)
-        if len(frames) == options.batch * 4:
-            flags += check_frames(frames, options, offset)
-            count += len(frames)
-            frames = []
-            if on_progress is not None:
-                on_progress(0.0, f"{count} frames checked")
-    if frames:
-        flags += check_frames(frames, options, offset)
-        count += len(frames)
+    step = options.batch * 4
+    for start in range(0, len(frames), step):
+        flags += check_frames(frames[start : start + step], options, offset)
+        if on_progress is not None:
+            done = min(len(frames), start + step)
+            on_progress(0.3 + 0.7 * done / len(frames), f"{done} of {len(frames)} frames checked")
+    count = len(frames)
     return ModerationReport(
         policy=options.policy,
         frames=count,

@@ -43,7 +43,8 @@ def moderate(
         span,
         options,
         offset=offset,
-        on_progress=lambda _f, message: report(progress, STAGE, None, message),
+        length=length,
+        on_progress=lambda fraction, message: report(progress, STAGE, fraction, message),
     )
     unsafe = sum(f.unsafe for f in result.flags)
     report(progress, STAGE, 1.0, f"{result.frames} frames over {length:.0f} s, {unsafe} unsafe")

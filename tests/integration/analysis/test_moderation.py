@@ -21,7 +21,7 @@ from reelscribe.progress import Progress
 from tests.conftest import make_media
 
 
-def photo_video(dest: Path, seconds: float = 6.0) -> Path:
+def photo_video(dest: Path, seconds: float = 6.0, gop: int = 250) -> Path:
     """skimage's astronaut photograph (a real photo inside the wheel) as an H.264 video
     with a tone, after two seconds of colour bars: a scene change at 2 s."""
     import cv2
@@ -35,7 +35,7 @@ def photo_video(dest: Path, seconds: float = 6.0) -> Path:
         "-loop", "1", "-framerate", "25", "-t", str(seconds - 2), "-i", str(still),
         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
         "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]",
-        "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast",
+        "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop),
         "-c:a", "aac", "-shortest", str(dest),
     ], check=True)  # fmt: skip
     return dest
@@ -113,6 +113,27 @@ def test_a_label_list_that_counts_faces_blocks_and_blurs(astronaut: Path) -> Non
     clear = next(f for f in safe.flags if abs(f.time - unsafe.time) < 1e-6)
     # The unsafe thumbnail is blurred: far less detail than the same frame unblurred.
     assert _sharpness(unsafe.thumbnail) < 0.2 * _sharpness(clear.thumbnail)
+
+
+def test_dense_keyframes_are_the_sample_and_find_the_same(tmp_path: Path) -> None:
+    """With a keyframe every second only keyframes are decoded; with one every 10 s
+    (libx264's default here) every frame is, to keep a frame every 2 s."""
+    from reelscribe.analysis.moderation import covers, sample_frames
+
+    dense = photo_video(tmp_path / "dense.mp4", seconds=8.0, gop=25)
+    sparse = photo_video(tmp_path / "sparse.mp4", seconds=8.0)
+    options = ModerationOptions(interval=2.0)
+    keyed = sample_frames(dense, (320, 320), TimeRange(), options, 8.0)
+    assert covers([f.time for f in keyed], 8.0, 2.0)
+    assert 4 <= len(keyed) <= 6  # 0, 2 (the cut), 4, 6 (+ keyframes 1 s apart skipped)
+    full = sample_frames(sparse, (320, 320), TimeRange(), options, 8.0)
+    assert covers([f.time for f in full], 8.0, 2.0)
+    assert not covers([0.0], 8.0, 2.0)
+    dense_report = moderate(dense, None, TimeRange(), options)
+    sparse_report = moderate(sparse, None, TimeRange(), options)
+    labels = {d.label for f in dense_report.flags for d in f.detections}
+    assert labels == {d.label for f in sparse_report.flags for d in f.detections}
+    assert "FACE_FEMALE" in labels
 
 
 def test_a_range_is_sampled_alone(astronaut: Path) -> None:
