@@ -86,8 +86,9 @@ def main() -> None:
     print(f"  sampling: median {statistics.median(sampled) / args.minutes:.2f} s per minute")
     print(f"  detector: median {statistics.median(detected) / args.minutes:.2f} s per minute "
           f"({1000 * statistics.median(detected) / len(frames):.0f} ms per frame)")  # fmt: skip
+    runs = ", ".join(f"{t:.2f}" for t in totals)
     print(f"moderation cost: {per_minute:.2f} s per minute of video "
-          f"(runs: {', '.join(f'{t:.2f}' for t in totals)} s for {args.minutes:g} min)")  # fmt: skip
+          f"(runs: {runs} s for {args.minutes:g} min)")  # fmt: skip
 
 
 if __name__ == "__main__":
