@@ -669,7 +669,10 @@ def submit(
     end: EndOpt = None,
     outputs: Annotated[
         str,
-        typer.Option(help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip."),
+        typer.Option(
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip,chapters,"
+            "moderation."
+        ),
     ] = "srt,json",
     wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
     out: OutOpt = None,
@@ -690,6 +693,12 @@ def submit(
     channels: ChannelsOpt = Channels.MIX,
     speaker_names: SpeakerNamesOpt = None,
     speaker_label: SpeakerLabelOpt = None,
+    summary: SummaryOpt = False,
+    summary_sentences: SummarySentencesOpt = None,
+    keywords: KeywordsOpt = False,
+    chapters: ChaptersOpt = False,
+    llm: LlmOpt = False,
+    moderate: ModerateOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -702,6 +711,8 @@ def submit(
         clip_mode=clip_mode, model=model, language=language, speakers=speakers,
         num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
         channels=channels, speaker_names=speaker_names, speaker_label=speaker_label,
+        summary=summary, summary_sentences=summary_sentences, keywords=keywords,
+        chapters=chapters, llm=llm, moderate=moderate,
     )  # fmt: skip
     spec: dict[str, Any] = {
         "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
@@ -728,7 +739,7 @@ def submit(
             job = client.wait(job["id"], on_update=lambda j: display(
                 Progress(j.get("stage") or j["status"], j["progress"] / 100, j.get("message") or "")
             ))  # fmt: skip
-        if job["status"] != "done":
+        if job["status"] != "done":  # failed, cancelled, or blocked by moderation
             error = job.get("error") or {}
             raise ReelscribeError(
                 f"job {job['id']} {job['status']}: "
