@@ -207,22 +207,22 @@ def _llm(ctx: RunContext) -> None:
 
 def _render(ctx: RunContext) -> None:
     _, media = ctx.need_media()
-    options = render_options(ctx.request, media)
-    if ctx.request.formats or "chapters" in ctx.request.analysis_outputs:
-        assert ctx.transcript is not None
-    for fmt in ctx.request.formats:
-        assert ctx.transcript is not None
-        path = ctx.out_dir / f"{ctx.stem}{FORMATS[fmt].extension}"
-        path.write_text(render(ctx.transcript, fmt, options), encoding="utf-8")
-        ctx.outputs[fmt] = path
-    if "chapters" in ctx.request.analysis_outputs:
-        from reelscribe.formats.analysis import chapter_lines
+    request = ctx.request
+    if request.formats or "chapters" in request.analysis_outputs:
+        transcript = ctx.transcript
+        assert transcript is not None, "transcribe runs first"
+        options = render_options(request, media)
+        for fmt in request.formats:
+            path = ctx.out_dir / f"{ctx.stem}{FORMATS[fmt].extension}"
+            path.write_text(render(transcript, fmt, options), encoding="utf-8")
+            ctx.outputs[fmt] = path
+        if "chapters" in request.analysis_outputs:
+            from reelscribe.formats.analysis import chapter_lines
 
-        assert ctx.transcript is not None
-        path = ctx.out_dir / f"{ctx.stem}.chapters.txt"
-        path.write_text(chapter_lines(ctx.transcript), encoding="utf-8")
-        ctx.outputs["chapters"] = path
-    if "moderation" in ctx.request.analysis_outputs and ctx.moderation is not None:
+            path = ctx.out_dir / f"{ctx.stem}.chapters.txt"
+            path.write_text(chapter_lines(transcript), encoding="utf-8")
+            ctx.outputs["chapters"] = path
+    if "moderation" in request.analysis_outputs and ctx.moderation is not None:
         _write_moderation(ctx)
 
 
