@@ -56,9 +56,10 @@ ANALYSIS = Analysis(
     llm=LlmNotes(
         "stub",
         "A show about a book.",
-        ("Read it",),
-        ("When?",),
-        (Claim("1999", "number not in the transcript"),),
+        action_items=("Read it",),
+        questions=("When?",),
+        chapter_titles=("Hello", "The book", "Time"),
+        flagged=(Claim("1999", "number not in the transcript"),),
     ),
     methods={"summary": "extractive"},
 )
@@ -102,7 +103,7 @@ def test_markdown_opens_with_summary_keywords_and_chapters() -> None:
     assert head.index("## Summary") < head.index("**Keywords:**") < head.index("## Chapters")
     assert "- `00:00.400` **SPEAKER\\_00:** Welcome back to the show." in head
     assert "**Keywords:** new book, special guest" in head
-    assert "- `01:05` **New book**" in head
+    assert "- `01:05` **New book** (The book)" in head
     assert r"Pandemic \*time\*" in head  # escaped: shows as written
     assert "Moderation: flagged (12 frames, policy flag)" in head
     assert "Not found in the transcript: 1999" in head

@@ -1,6 +1,6 @@
 """An optional LLM backend: any OpenAI-compatible chat endpoint (Ollama, llama.cpp
-server, vLLM, OpenAI, Groq) writes an abstractive summary, and action items or open
-questions when asked.
+server, vLLM, OpenAI, Groq) writes an abstractive summary, a title for each chapter
+(when the chapters stage ran), and action items or open questions when asked.
 
 - One ``POST {base_url}/chat/completions`` per request, the API's own request and
   response shapes; the URL, model and key come from the operator's settings only.
@@ -53,6 +53,9 @@ REDUCE_PROMPT = (
     "Write a summary of the whole recording in a few sentences.{extras}\n"
     'Reply as JSON: {{"summary": "..."{fields}}}'
 )
+
+#: Characters of each chapter's summary shown to the model when it titles chapters.
+CHAPTER_EXCERPT = 400
 
 Sleep = Callable[[float], None]
 
@@ -204,6 +207,15 @@ def write_notes(
             f"Part {n}: {note}" for n, note in enumerate(notes, 1)
         )
     extras, fields = "", ""
+    chapters = transcript.analysis.chapters if transcript.analysis is not None else ()
+    if chapters:
+        source += "\n\nThe recording has these chapters:\n" + "\n".join(
+            f"Chapter {n} ({format_timestamp(c.start, always_hours=False)[:-4]}): "
+            + " ".join(c.summary)[:CHAPTER_EXCERPT]
+            for n, c in enumerate(chapters, 1)
+        )
+        extras += f" Give each of the {len(chapters)} chapters a short title (2 to 6 words)."
+        fields += ', "chapter_titles": ["..."]'
     if options.action_items:
         extras += " List the action items (who does what) that are stated."
         fields += ', "action_items": ["..."]'
@@ -222,8 +234,12 @@ def write_notes(
         raise ProcessingError("the LLM endpoint returned no summary")
     action_items = _strings(parsed.get("action_items")) if options.action_items else ()
     questions = _strings(parsed.get("questions")) if options.questions else ()
-    flagged = unsupported_claims(" ".join([summary, *action_items, *questions]), transcript.text)
-    return LlmNotes(options.model, summary, action_items, questions, flagged)
+    titles = _strings(parsed.get("chapter_titles"))[: len(chapters)] if chapters else ()
+    if len(titles) != len(chapters):
+        titles = ()  # a list that does not match the chapters one to one is useless
+    checked = " ".join([summary, *action_items, *questions, *(f"{t}." for t in titles)])
+    flagged = unsupported_claims(checked, transcript.text)
+    return LlmNotes(options.model, summary, action_items, questions, titles, flagged)
 
 
 # --- checking the output against the transcript ------------------------------------------

@@ -59,6 +59,8 @@ class LlmNotes:
     summary: str
     action_items: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
+    #: A title per chapter (in the chapters' order), when there were chapters.
+    chapter_titles: tuple[str, ...] = ()
     #: Names and numbers that do not appear in the transcript: do not trust them.
     flagged: tuple[Claim, ...] = ()
 

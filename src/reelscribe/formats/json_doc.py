@@ -163,6 +163,7 @@ class LlmDoc(TypedDict):
     summary: str
     action_items: list[str]
     questions: list[str]
+    chapter_titles: Annotated[list[str], Field(description="A title per chapter, in order.")]
     flagged: list[ClaimDoc]
 
 
@@ -285,6 +286,7 @@ def analysis_doc(analysis: Analysis) -> AnalysisDoc:
             "summary": llm.summary,
             "action_items": list(llm.action_items),
             "questions": list(llm.questions),
+            "chapter_titles": list(llm.chapter_titles),
             "flagged": [{"text": c.text, "reason": c.reason} for c in llm.flagged],
         },
         "methods": dict(analysis.methods),
@@ -411,6 +413,7 @@ def _analysis(doc: AnalysisDoc) -> Analysis:
             summary=llm["summary"],
             action_items=tuple(llm["action_items"]),
             questions=tuple(llm["questions"]),
+            chapter_titles=tuple(llm["chapter_titles"]),
             flagged=tuple(Claim(c["text"], c["reason"]) for c in llm["flagged"]),
         ),
         methods=dict(doc["methods"]),

@@ -82,8 +82,11 @@ def _analysis_section(transcript: Transcript) -> list[str]:
         from reelscribe.formats.analysis import chapter_time
 
         out += ["## Chapters", ""]
-        for c in analysis.chapters:
+        llm_titles = analysis.llm.chapter_titles if analysis.llm is not None else ()
+        for n, c in enumerate(analysis.chapters):
             line = f"- `{chapter_time(c.start)}` **{escape(normalize(c.title))}**"
+            if n < len(llm_titles):
+                line += f" ({escape(normalize(llm_titles[n]))})"
             if c.summary:
                 line += " — " + escape(normalize(" ".join(c.summary)))
             out.append(line)

@@ -34,11 +34,15 @@ def faithful(request: dict[str, Any]) -> str:
     if "Transcript part:" in text:
         part = text.split("Transcript part:\n", 1)[1].split("\n\n", 1)[0]
         return json.dumps({"notes": part.splitlines()[0]})
-    return "```json\n" + json.dumps({
+    answer: dict[str, Any] = {
         "summary": "The host welcomes a special guest, who wrote a new book during the pandemic.",
         "action_items": ["Read the new book"],
         "questions": ["What made you write it?"],
-    }) + "\n```"  # fmt: skip
+    }
+    chapters = re.findall(r"^Chapter \d+ ", text, flags=re.MULTILINE)
+    if chapters:
+        answer["chapter_titles"] = ["Welcome", "The new book", "Pandemic"][: len(chapters)]
+    return "```json\n" + json.dumps(answer) + "\n```"
 
 
 def inventive(request: dict[str, Any]) -> str:
@@ -143,6 +147,25 @@ def test_an_invented_number_and_name_are_flagged() -> None:
     }
     md = render(out, "md")
     assert "Not found in the transcript: 40000" in md
+
+
+def test_chapters_get_titles_from_the_model() -> None:
+    from reelscribe.analysis import Analysis, Chapter
+
+    chapters = (
+        Chapter(0.0, 4.0, "Show, guest", ("Welcome back to the show.",)),
+        Chapter(4.0, 9.0, "Book", ("Let's start with your new book.",)),
+    )
+    titled = replace(INTERVIEW, analysis=Analysis(chapters=chapters))
+    with ChatServer(faithful) as server:
+        out = analyze(titled, None, None, options(server))
+    assert out.analysis is not None
+    assert out.analysis.llm is not None
+    assert out.analysis.llm.chapter_titles == ("Welcome", "The new book")
+    assert out.analysis.chapters == chapters  # the keyphrase titles stay
+    prompt = _user(server.requests[0].body)
+    assert "Chapter 2 (00:04): Let's start with your new book." in prompt
+    assert "- `00:04` **Book** (The new book)" in render(out, "md")
 
 
 def test_helpers() -> None:
