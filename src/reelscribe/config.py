@@ -25,6 +25,16 @@ UNSAFE_LABELS = (
 )
 
 
+#: Every label NudeNet 3.4's detector gives.
+MODERATION_LABELS = frozenset({
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED",
+    "BELLY_COVERED", "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE",
+    "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED",
+    "BUTTOCKS_COVERED",
+})  # fmt: skip
+
+
 def _default_data_root() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "reelscribe"
@@ -217,7 +227,16 @@ class Settings(BaseSettings):
     @classmethod
     def _split_labels(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part.strip().upper() for part in value.split(",") if part.strip()]
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            labels = [str(v).upper() for v in value]
+            unknown = sorted(set(labels) - MODERATION_LABELS)
+            if unknown:
+                raise ValueError(
+                    f"unknown moderation label {unknown[0]!r}: choose from "
+                    + ", ".join(sorted(MODERATION_LABELS))
+                )
+            return labels
         return value
 
     @field_validator("allowed_networks", mode="before")

@@ -53,6 +53,13 @@ def test_a_job_may_be_stricter_than_the_server_never_laxer() -> None:
     assert plan.request.moderate.unsafe_labels == ("FACE_FEMALE", "FACE_MALE")
 
 
+def test_unknown_moderation_labels_are_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown moderation label 'NUDITY'"):
+        Settings(moderation_unsafe_labels="FACE_MALE,nudity")  # type: ignore[arg-type]
+
+
 def test_the_llm_needs_a_configured_endpoint() -> None:
     with pytest.raises(InvalidInputError, match="REELSCRIBE_LLM_URL"):
         build_plan("a.mp4", JobOptions(llm=True), Settings(), outputs=["md"])

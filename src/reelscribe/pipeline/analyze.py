@@ -64,7 +64,7 @@ def chapters(
     found = topic_chapters(transcript, embedded, options)
     report(progress, "chapters", 1.0, f"{len(found)} chapters")
     return _with(transcript, chapters=found,
-                 methods={"chapters": f"embedding similarity ({embedded.model})"})  # fmt: skip
+                 methods={"chapters": f"topic segmentation ({embedded.model})"})  # fmt: skip
 
 
 def llm_notes(
