@@ -338,8 +338,8 @@ async def test_sweep_adds_one_delivery_per_ended_job_with_a_webhook(engine: Asyn
 async def test_a_job_blocked_by_moderation_sends_job_blocked(engine: AsyncEngine) -> None:
     url = "https://hooks.example/reelscribe"
     report = {"key": "results/x/0/a.moderation.json"}
-    blocked = await ended_job(engine, JobStatus.BLOCKED, url,
-                              result={"blocked": True, "outputs": {"moderation": report}})  # fmt: skip
+    result = {"blocked": True, "outputs": {"moderation": report}}
+    blocked = await ended_job(engine, JobStatus.BLOCKED, url, result=result)
     async with dispatcher(engine) as d:
         assert await d.sweep() == 1
     [delivery] = await list_deliveries(engine, blocked)
