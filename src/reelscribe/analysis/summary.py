@@ -54,20 +54,19 @@ def summarize(
     scores = centrality(vectors)
     top = scores.max()
     norm = scores / top if top > 0 else scores
-    eligible = [i for i, s in enumerate(sentences) if len(s.text.split()) >= MIN_WORDS]
-    if len(eligible) < count:
-        eligible = list(range(len(sentences)))
+    eligible = np.array([len(s.text.split()) >= MIN_WORDS for s in sentences])
+    if eligible.sum() < count:
+        eligible[:] = True
+    # MMR, vectorised: each pick updates every sentence's similarity to the picked ones.
+    redundancy = np.zeros(len(sentences))
+    open_ = eligible.copy()
     chosen: list[int] = []
-    while len(chosen) < min(count, len(eligible)):
-        best, best_value = -1, -np.inf
-        for i in eligible:
-            if i in chosen:
-                continue
-            redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
-            value = MMR_LAMBDA * norm[i] - (1 - MMR_LAMBDA) * redundancy
-            if value > best_value:
-                best, best_value = i, value
+    for _ in range(min(count, int(eligible.sum()))):
+        value = np.where(open_, MMR_LAMBDA * norm - (1 - MMR_LAMBDA) * redundancy, -np.inf)
+        best = int(np.argmax(value))
         chosen.append(best)
+        open_[best] = False
+        redundancy = np.maximum(redundancy, vectors @ vectors[best])
     return tuple(
         SummarySentence(s.start, s.end, s.text, s.speaker, round(float(norm[i]), 4))
         for i in sorted(chosen)
