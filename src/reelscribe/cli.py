@@ -440,7 +440,7 @@ def analyze(
     from reelscribe.formats.analysis import chapter_lines
     from reelscribe.formats.json_doc import parse
     from reelscribe.pipeline.analyze import analyze as run_analysis
-    from reelscribe.pipeline.plan import _chapter_options, _summary_options, llm_options
+    from reelscribe.pipeline.plan import chapter_options, llm_options, summary_options
 
     if not transcript.is_file():
         raise InvalidInputError(f"{transcript} does not exist")
@@ -459,8 +459,8 @@ def analyze(
     with ProgressDisplay(enabled=not quiet) as display:
         result = run_analysis(
             base,
-            _summary_options(options, settings),
-            _chapter_options(options, settings, tuple(wanted)),
+            summary_options(options, settings),
+            chapter_options(options, settings, tuple(wanted)),
             llm_options(options, settings),
             display,
         )

@@ -152,8 +152,8 @@ def build_plan(
         channels=options.channels,
         speaker_names=dict(options.speaker_names),
         max_duration=settings.max_duration if max_duration is None else max_duration,
-        summary=_summary_options(options, settings),
-        chapters=_chapter_options(options, settings, wanted),
+        summary=summary_options(options, settings),
+        chapters=chapter_options(options, settings, wanted),
         llm=llm_options(options, settings),
         moderate=_moderation_options(options, settings, wanted),
         analysis_outputs=tuple(o for o in wanted if o in ANALYSIS_OUTPUTS),
@@ -161,21 +161,23 @@ def build_plan(
     return plan_of(request)
 
 
-def _summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:
+def summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:
+    """What the summarize stage is told (None: not asked for); also ``reelscribe analyze``."""
     if not (options.wants_summary or options.keywords):
         return None
     return SummaryOptions(
         sentences=options.summary_sentences,
         ratio=options.summary_ratio or 0.1,
-        keywords=10 if options.keywords or options.wants_summary else 0,
+        keywords=10 if options.keywords else 0,
         summary=options.wants_summary,
         embedding_model=settings.embedding_model,
     )
 
 
-def _chapter_options(
+def chapter_options(
     options: JobOptions, settings: Settings, outputs: tuple[str, ...]
 ) -> ChapterOptions | None:
+    """What the chapters stage is told (None: neither the option nor the output)."""
     if not (options.chapters or "chapters" in outputs):
         return None
     return ChapterOptions(min_seconds=settings.chapter_min_seconds,
