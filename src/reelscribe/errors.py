@@ -26,7 +26,12 @@ callers only ever catch :class:`ReelscribeError`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type-only: errors.py imports nothing at run time
+    from pathlib import Path
+
+    from reelscribe.analysis.results import ModerationReport
 
 
 class ReelscribeError(Exception):
@@ -96,7 +101,7 @@ class ContentBlockedError(UserError):
 
     code = "content_blocked"
 
-    def __init__(self, report: Any, path: Any = None) -> None:
+    def __init__(self, report: ModerationReport, path: Path | None = None) -> None:
         times = ", ".join(f"{f.time:.1f}s" for f in report.flags if f.unsafe)
         super().__init__(f"blocked by content moderation: unsafe frames at {times}")
         self.report = report

@@ -251,7 +251,7 @@ class Worker:
         from reelscribe.pipeline.context import analysis_summary
 
         outputs: dict[str, Any] = {}
-        if isinstance(blocked.path, Path) and blocked.path.is_file():
+        if blocked.path is not None and blocked.path.is_file():
             stored = await store_output(self.runtime.storage, claim.job_id, "moderation",
                                         blocked.path)  # fmt: skip
             outputs["moderation"] = stored
