@@ -53,6 +53,8 @@ bench: install-dev
 	$(BIN)/python bench/asr.py
 	$(BIN)/python bench/clip.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/moderate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reelscribe-output

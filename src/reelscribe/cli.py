@@ -113,6 +113,47 @@ SpeakerLabelOpt = Annotated[
     SpeakerLabel | None,
     typer.Option("--speaker-label", help="SRT/ASS speaker change: bracket ([Name]) or dash."),
 ]
+
+
+class Moderate(StrEnum):
+    OFF = "off"
+    FLAG = "flag"
+    BLOCK = "block"
+
+
+SummaryOpt = Annotated[
+    bool, typer.Option("--summary", help="Extractive summary (the most central sentences).")
+]
+SummarySentencesOpt = Annotated[
+    int | None, typer.Option("--summary-sentences", help="Summary length in sentences.")
+]
+SummaryRatioOpt = Annotated[
+    float | None, typer.Option("--summary-ratio", help="Summary length as a share (0-1].")
+]
+KeywordsOpt = Annotated[bool, typer.Option("--keywords", help="Keywords and keyphrases.")]
+ChaptersOpt = Annotated[
+    bool, typer.Option("--chapters", help="Topic chapters (00:00 Title), also in the MP4 clip.")
+]
+LlmOpt = Annotated[
+    bool, typer.Option("--llm", help="Also an abstractive summary by the LLM endpoint.")
+]
+ActionItemsOpt = Annotated[bool, typer.Option("--action-items", help="LLM: action items.")]
+QuestionsOpt = Annotated[bool, typer.Option("--questions", help="LLM: open questions.")]
+LlmUrlOpt = Annotated[
+    str | None,
+    typer.Option("--llm-url", help="OpenAI-compatible base URL (REELSCRIBE_LLM_URL)."),
+]
+LlmModelOpt = Annotated[
+    str | None, typer.Option("--llm-model", help="LLM model name (REELSCRIBE_LLM_MODEL).")
+]
+LlmKeyOpt = Annotated[
+    str | None,
+    typer.Option("--llm-key", envvar="REELSCRIBE_LLM_API_KEY", help="LLM API key."),
+]
+ModerateOpt = Annotated[
+    Moderate | None,
+    typer.Option("--moderate", help="Content moderation: off, flag (report) or block."),
+]
 ModeOpt = Annotated[
     ClipMode,
     typer.Option(
@@ -121,6 +162,21 @@ ModeOpt = Annotated[
         help="fast: stream copy from the keyframe at or before start; exact: frame-accurate.",
     ),
 ]
+
+
+def _with_llm(settings: Settings, url: str | None, model: str | None, key: str | None) -> Settings:
+    """The settings with the LLM endpoint the flags name (the CLI's user is the operator;
+    a job submitted to the API cannot name one)."""
+    values: dict[str, Any] = {}
+    if url is not None:
+        values["llm_url"] = url
+    if model is not None:
+        values["llm_model"] = model
+    if key is not None:
+        from pydantic import SecretStr
+
+        values["llm_api_key"] = SecretStr(key)
+    return settings.model_copy(update=values) if values else settings
 
 
 def _fetch(settings: Settings, cookies: Path | None) -> FetchOptions:
@@ -205,7 +261,11 @@ def transcribe(
     end: EndOpt = None,
     format: Annotated[
         str,
-        typer.Option("--format", "-f", help="Comma-separated: srt,vtt,txt,json,md,ass,rttm."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation.",
+        ),
     ] = "srt",
     out: OutOpt = None,
     model: ModelOpt = None,
@@ -235,27 +295,52 @@ def transcribe(
     primary_colour: PrimaryOpt = "#FFFFFF",
     outline_colour: OutlineColourOpt = "#000000",
     outline: OutlineOpt = 2.5,
+    summary: SummaryOpt = False,
+    summary_sentences: SummarySentencesOpt = None,
+    summary_ratio: SummaryRatioOpt = None,
+    keywords: KeywordsOpt = False,
+    chapters: ChaptersOpt = False,
+    llm: LlmOpt = False,
+    action_items: ActionItemsOpt = False,
+    questions: QuestionsOpt = False,
+    moderate: ModerateOpt = None,
+    llm_url: LlmUrlOpt = None,
+    llm_model: LlmModelOpt = None,
+    llm_key: LlmKeyOpt = None,
     cookies: CookiesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe a file or URL (optionally a range) into subtitles and transcripts."""
-    settings = get_settings()
+    settings = _with_llm(get_settings(), llm_url, llm_model, llm_key)
     options = _options(
         model=model, language=language, task=task, clip_mode=clip_mode,
         initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
         words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
         speaker_names=speaker_names, speaker_label=speaker_label,
+        summary=summary, summary_sentences=summary_sentences,
+        summary_ratio=summary_ratio, keywords=keywords, chapters=chapters, llm=llm,
+        action_items=action_items, questions=questions, moderate=moderate,
         style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
                "outline_colour": outline_colour, "outline": outline},
         cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},
     )  # fmt: skip
-    outputs = [*parse_formats(format), *(["clip"] if clip_out else []),
+    outputs = [*_outputs(format), *(["clip"] if clip_out else []),
                *(["burned_clip"] if burn_in else [])]  # fmt: skip
     plan = _plan(source, options, settings, outputs=outputs, start=start, end=end,
                  cookies=cookies)  # fmt: skip
     _execute(plan, out, settings, as_json=as_json, quiet=quiet)
+
+
+def _outputs(value: str) -> list[str]:
+    """``--format``: text formats, plus the analysis outputs ``chapters``/``moderation``."""
+    from reelscribe.outputs import ANALYSIS_OUTPUTS
+
+    names = [p.strip().lower() for p in value.split(",") if p.strip()]
+    extra = [n for n in names if n in ANALYSIS_OUTPUTS]
+    formats = ",".join(n for n in names if n not in ANALYSIS_OUTPUTS)
+    return [*(parse_formats(formats) if formats or not extra else ()), *extra]
 
 
 @app.command()
@@ -328,6 +413,75 @@ def render_transcript(
         path = out_dir / f"{transcript.stem}{FORMATS[fmt].extension}"
         path.write_text(render(parsed, fmt, options), encoding="utf-8")
         typer.echo(f"{fmt}\t{path}")
+
+
+@app.command()
+def analyze(
+    transcript: Annotated[Path, typer.Argument(help="A reelscribe JSON transcript.")],
+    summary: SummaryOpt = False,
+    summary_sentences: SummarySentencesOpt = None,
+    summary_ratio: SummaryRatioOpt = None,
+    keywords: KeywordsOpt = False,
+    chapters: ChaptersOpt = False,
+    llm: LlmOpt = False,
+    action_items: ActionItemsOpt = False,
+    questions: QuestionsOpt = False,
+    llm_url: LlmUrlOpt = None,
+    llm_model: LlmModelOpt = None,
+    llm_key: LlmKeyOpt = None,
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="What to write: json,md,chapters (and others)."),
+    ] = "json,md",
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Re-run the analysis (summary, keywords, chapters, LLM notes) on a stored JSON
+    transcript, without ASR. With no analysis flag, summary and keywords are made."""
+    from dataclasses import replace
+
+    from reelscribe.analysis.results import Analysis
+    from reelscribe.formats import FORMATS, render
+    from reelscribe.formats.analysis import chapter_lines
+    from reelscribe.formats.json_doc import parse
+    from reelscribe.pipeline.analyze import analyze as run_analysis
+    from reelscribe.pipeline.plan import chapter_options, llm_options, summary_options
+
+    if not transcript.is_file():
+        raise InvalidInputError(f"{transcript} does not exist")
+    parsed = parse(transcript.read_bytes())
+    settings = _with_llm(get_settings(), llm_url, llm_model, llm_key)
+    options = _options(summary=summary, summary_sentences=summary_sentences,
+                       summary_ratio=summary_ratio, keywords=keywords, chapters=chapters,
+                       llm=llm, action_items=action_items, questions=questions)  # fmt: skip
+    if not (options.wants_summary or options.keywords or options.chapters or options.wants_llm):
+        options = options.model_copy(update={"summary": True, "keywords": True})
+    wanted = _outputs(format)
+    # A new analysis replaces the old one; the moderation report (of the video, which is
+    # not here) is kept.
+    moderation = parsed.analysis.moderation if parsed.analysis is not None else None
+    base = replace(parsed, analysis=Analysis(moderation=moderation) if moderation else None)
+    with ProgressDisplay(enabled=not quiet) as display:
+        result = run_analysis(
+            base,
+            summary_options(options, settings),
+            chapter_options(options, settings, tuple(wanted)),
+            llm_options(options, settings),
+            display,
+        )
+    out_dir = out or transcript.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = transcript.stem
+    for name in wanted:
+        if name == "chapters":
+            path = out_dir / f"{stem}.chapters.txt"
+            path.write_text(chapter_lines(result), encoding="utf-8")
+        elif name == "moderation":
+            continue  # moderation needs the video: `reelscribe transcribe --moderate`
+        else:  # the JSON is rewritten in place: same speech, new analysis
+            path = out_dir / f"{stem}{FORMATS[name].extension}"
+            path.write_text(render(result, name), encoding="utf-8")
+        typer.echo(f"{name}\t{path}")
 
 
 @app.command()
@@ -567,7 +721,10 @@ def submit(
     end: EndOpt = None,
     outputs: Annotated[
         str,
-        typer.Option(help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip."),
+        typer.Option(
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip,chapters,"
+            "moderation."
+        ),
     ] = "srt,json",
     wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
     out: OutOpt = None,
@@ -599,6 +756,15 @@ def submit(
     channels: ChannelsOpt = Channels.MIX,
     speaker_names: SpeakerNamesOpt = None,
     speaker_label: SpeakerLabelOpt = None,
+    summary: SummaryOpt = False,
+    summary_sentences: SummarySentencesOpt = None,
+    summary_ratio: SummaryRatioOpt = None,
+    keywords: KeywordsOpt = False,
+    chapters: ChaptersOpt = False,
+    llm: LlmOpt = False,
+    action_items: ActionItemsOpt = False,
+    questions: QuestionsOpt = False,
+    moderate: ModerateOpt = None,
     # Unset style and cue flags are left out of the job: the server's defaults apply.
     max_line_chars: Annotated[int | None, typer.Option(help="Subtitle chars per line.")] = None,
     max_lines: Annotated[int | None, typer.Option(help="Subtitle lines per cue.")] = None,
@@ -627,6 +793,9 @@ def submit(
         speaker_names=speaker_names, speaker_label=speaker_label,
         style={k: v for k, v in style.items() if v is not None},
         cue={k: v for k, v in cue.items() if v is not None},
+        summary=summary, summary_sentences=summary_sentences, summary_ratio=summary_ratio,
+        keywords=keywords, action_items=action_items, questions=questions,
+        chapters=chapters, llm=llm, moderate=moderate,
     )  # fmt: skip
     spec: dict[str, Any] = {
         "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
@@ -656,7 +825,7 @@ def submit(
             job = client.wait(job["id"], on_update=lambda j: display(
                 Progress(j.get("stage") or j["status"], j["progress"] / 100, j.get("message") or "")
             ))  # fmt: skip
-        if job["status"] != "done":
+        if job["status"] != "done":  # failed, cancelled, or blocked by moderation
             error = job.get("error") or {}
             raise ReelscribeError(
                 f"job {job['id']} {job['status']}: "

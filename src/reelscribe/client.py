@@ -14,7 +14,7 @@ import httpx
 
 from reelscribe.errors import NetworkError, ReelscribeError
 
-TERMINAL = ("done", "failed", "cancelled", "expired")
+TERMINAL = ("done", "failed", "cancelled", "expired", "blocked")
 
 
 class ApiError(ReelscribeError):

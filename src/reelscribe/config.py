@@ -14,6 +14,26 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: NudeNet labels that make a frame unsafe by default: exposed genitalia, breasts,
+#: buttocks and anus. Faces, feet and covered parts are reported only.
+UNSAFE_LABELS = (
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
+)
+
+
+#: Every label NudeNet 3.4's detector gives.
+MODERATION_LABELS = frozenset({
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED",
+    "BELLY_COVERED", "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE",
+    "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED",
+    "BUTTOCKS_COVERED",
+})  # fmt: skip
+
 
 def _default_data_root() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -244,6 +264,52 @@ class Settings(BaseSettings):
 
     # --- output -----------------------------------------------------------------
     output_dir: Path = Field(Path("reelscribe-output"), description="Default CLI output folder.")
+
+    # --- analysis and moderation -----------------------------------------------------
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Sentence-embedding model for summaries, keywords and chapters: the "
+        "packaged all-MiniLM-L6-v2 (offline), or a sentence-transformers hub name.",
+    )
+    chapter_min_seconds: float = Field(10.0, ge=1, description="Shortest chapter.")
+    llm_url: str | None = Field(
+        None, description="OpenAI-compatible API base URL (e.g. http://127.0.0.1:11434/v1)."
+    )
+    llm_model: str | None = Field(None, description="Model name the LLM endpoint serves.")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key for the LLM endpoint.")
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds per LLM request.")
+    llm_max_retries: int = Field(4, ge=0, le=10, description="Retries on 429, 5xx, timeouts.")
+    moderation_policy: Literal["off", "flag", "block"] = Field(
+        "off",
+        description="Content moderation of video jobs: off, flag (report only) or block "
+        "(unsafe jobs end 'blocked', outputs unpublished). Jobs may only be stricter.",
+    )
+    moderation_interval: float = Field(
+        2.0, gt=0, le=60, description="At least one frame checked every N seconds."
+    )
+    moderation_threshold: float = Field(
+        0.5, gt=0, le=1, description="Detector score at which a detection counts."
+    )
+    moderation_unsafe_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(UNSAFE_LABELS),
+        description="Comma-separated NudeNet labels that make a frame unsafe.",
+    )
+
+    @field_validator("moderation_unsafe_labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            labels = [str(v).upper() for v in value]
+            unknown = sorted(set(labels) - MODERATION_LABELS)
+            if unknown:
+                raise ValueError(
+                    f"unknown moderation label {unknown[0]!r}: choose from "
+                    + ", ".join(sorted(MODERATION_LABELS))
+                )
+            return labels
+        return value
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   │   └── TooManyRedirectsError    a redirect loop or chain too long     "too_many_redirects"
     │   ├── MediaError                   corrupt media, no usable stream       "media_error"
     │   ├── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    │   ├── ContentBlockedError          moderation found unsafe frames (block) "content_blocked"
     │   └── ExtraNotInstalledError       an optional extra is missing          "extra_not_installed"
     ├── TransientError                   may succeed later: retry with backoff
     │   └── NetworkError                 timeouts, connection resets, 5xx     "network_error"
@@ -27,6 +28,13 @@ callers only ever catch :class:`ReelscribeError`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type-only: errors.py imports nothing at run time
+    from pathlib import Path
+
+    from reelscribe.analysis.results import ModerationReport
 
 
 class ReelscribeError(Exception):
@@ -102,6 +110,20 @@ class MediaError(UserError):
 
 class ModelUnavailableError(UserError):
     code = "model_unavailable"
+
+
+class ContentBlockedError(UserError):
+    """The moderation policy is ``block`` and unsafe frames were found. ``report`` is the
+    :class:`~reelscribe.analysis.ModerationReport`; ``path`` the report written as JSON.
+    The run stops: the unsafe outputs are not published."""
+
+    code = "content_blocked"
+
+    def __init__(self, report: ModerationReport, path: Path | None = None) -> None:
+        times = ", ".join(f"{f.time:.1f}s" for f in report.flags if f.unsafe)
+        super().__init__(f"blocked by content moderation: unsafe frames at {times}")
+        self.report = report
+        self.path = path
 
 
 class ExtraNotInstalledError(UserError):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from reelscribe.analysis.results import Analysis
 from reelscribe.errors import InvalidInputError
 
 
@@ -212,6 +213,9 @@ class Transcript:
     #: Display names by speaker id ("SPEAKER_00" -> "Diane"). Segments and words keep
     #: the ids, so renaming a speaker changes this map and nothing else.
     speaker_names: dict[str, str] = field(default_factory=dict)
+    #: Summary, keywords, chapters, moderation: filled by the analysis stages (and by
+    #: ``reelscribe analyze``), None when none ran.
+    analysis: Analysis | None = None
 
     def speaker_name(self, speaker: str) -> str:
         """The name to show for a speaker id (the id itself when it has none)."""

@@ -99,6 +99,36 @@ class JobOptions(BaseModel):
     speaker_label: Literal["bracket", "dash"] | None = Field(
         None, description="How SRT/ASS mark a change of speaker; default: the server's."
     )
+    # --- analysis -----------------------------------------------------------------
+    summary: bool = Field(
+        False, description="An extractive summary: the transcript's most central sentences."
+    )
+    summary_sentences: int | None = Field(
+        None, ge=1, le=100, description="Summary length in sentences (implies summary)."
+    )
+    summary_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Summary length as a share of the sentences (implies summary); default 0.1.",
+    )
+    keywords: bool = Field(False, description="Keywords and keyphrases (YAKE + embeddings).")
+    chapters: bool = Field(
+        False, description="Topic chapters with titles and summaries (recordings of 20 s+)."
+    )
+    llm: bool = Field(
+        False,
+        description="Also an abstractive summary by the server's LLM endpoint "
+        "(REELSCRIBE_LLM_URL), checked against the transcript.",
+    )
+    action_items: bool = Field(False, description="LLM: list action items (implies llm).")
+    questions: bool = Field(False, description="LLM: list open questions (implies llm).")
+    moderate: Literal["off", "flag", "block"] | None = Field(
+        None,
+        description="Content moderation of the video: off, flag (report) or block "
+        "(the job ends 'blocked'). A job may be stricter than the server "
+        "(REELSCRIBE_MODERATION_POLICY), never laxer.",
+    )
 
     @field_validator("speaker_names")
     @classmethod
@@ -115,7 +145,17 @@ class JobOptions(BaseModel):
             or (high is not None and self.num_speakers > high)
         ):
             raise ValueError("num_speakers must lie within min_speakers..max_speakers")
+        if self.summary_sentences is not None and self.summary_ratio is not None:
+            raise ValueError("give summary_sentences or summary_ratio, not both")
         return self
+
+    @property
+    def wants_summary(self) -> bool:
+        return self.summary or self.summary_sentences is not None or self.summary_ratio is not None
+
+    @property
+    def wants_llm(self) -> bool:
+        return self.llm or self.action_items or self.questions
 
     @property
     def diarize(self) -> bool:

@@ -18,8 +18,15 @@ MEDIA_OUTPUTS: dict[str, str] = {
 }
 
 
+#: Outputs of the analysis stages (they imply the stage that writes them).
+ANALYSIS_OUTPUTS: dict[str, str] = {
+    "chapters": "YouTube-style chapter lines, `00:00 Title` (.chapters.txt)",
+    "moderation": "the content moderation report (.moderation.json)",
+}
+
+
 def output_names() -> tuple[str, ...]:
-    return (*FORMATS, *MEDIA_OUTPUTS)
+    return (*FORMATS, *MEDIA_OUTPUTS, *ANALYSIS_OUTPUTS)
 
 
 def check_outputs(names: Iterable[str]) -> tuple[str, ...]:

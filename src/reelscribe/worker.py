@@ -40,12 +40,17 @@ from sqlalchemy import select
 
 from reelscribe.asr.engine import EngineOptions, load_model
 from reelscribe.backends.db import workers
-from reelscribe.backends.db.enums import EventKind
+from reelscribe.backends.db.enums import EventKind, JobStatus
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
 from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.backends.storage import BlobStore
-from reelscribe.errors import InvalidInputError, ProcessingError, ReelscribeError
+from reelscribe.errors import (
+    ContentBlockedError,
+    InvalidInputError,
+    ProcessingError,
+    ReelscribeError,
+)
 from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS, render
 from reelscribe.media.ffmpeg import abort_check
@@ -276,6 +281,9 @@ class Worker:
                 await self._settle(claim, "complete", lambda: queue.complete(
                     claim, result, retain_seconds=self.settings.retention_seconds))  # fmt: skip
                 return
+            if isinstance(outcome, ContentBlockedError):
+                await self._blocked(claim, outcome, live)
+                return
             await self._end(claim, outcome)
         except LeaseLost:
             log.warning("job %s: lease lost; leaving it to its new worker", claim.job_id)
@@ -388,6 +396,25 @@ class Worker:
                     live.abort("shutdown")
         return "lost" if lost else "done"
 
+    async def _blocked(self, claim: Claim, blocked: ContentBlockedError, live: _Live) -> None:
+        """Ends the job ``blocked``: only the moderation report is stored and published
+        (the pipeline stopped before anything else was made, and removed the clip). The
+        job keeps its report until it is deleted."""
+        from reelscribe.pipeline.context import analysis_summary
+
+        outputs: dict[str, Any] = {}
+        if blocked.path is not None and blocked.path.is_file():
+            stored = await store_output(self.runtime.storage, claim.job_id, "moderation",
+                                        blocked.path)  # fmt: skip
+            outputs["moderation"] = stored
+        result = {"blocked": True, "outputs": outputs,
+                  "analysis": analysis_summary(None, blocked.report)}  # fmt: skip
+        live.switch(None)
+        await self._settle(claim, "report", lambda: self._report(claim, live))
+        log.info("job %s blocked by content moderation", claim.job_id)
+        await self._settle(claim, "complete", lambda: self.runtime.queue.complete(
+            claim, result, status=JobStatus.BLOCKED))  # fmt: skip
+
     async def _report(self, claim: Claim, live: _Live) -> None:
         progress, stage, message, events = live.snapshot()
         await record(self.runtime.engine, claim, progress=progress, stage=stage,
@@ -471,6 +498,10 @@ async def store_output(storage: BlobStore, job_id: str, name: str, path: Path) -
 
 
 def _content_type(name: str, path: Path) -> str:
+    if name == "moderation":
+        return "application/json"
+    if name == "chapters":
+        return "text/plain; charset=utf-8"
     if name in FORMATS:
         return FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
     return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"

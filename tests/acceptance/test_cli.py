@@ -89,7 +89,7 @@ def test_transcribe_all_formats(
     assert "fellow americans" in " ".join(s.text for s in subs).lower()
     doc = json.loads(Path(summary["outputs"]["json"]).read_text())
     assert doc["schema"] == "reelscribe.transcript"
-    assert doc["version"] == 2
+    assert doc["version"] == 3
     assert normalise_words(doc["text"])[:4] == ["and", "so", "my", "fellow"]
     assert summary["transcript"]["language"] == "en"
 

@@ -86,7 +86,7 @@ def test_diarized_outputs_read_back_by_real_parsers(
     assert done.returncode == 0, done.stderr
     outputs = {k: Path(v) for k, v in json.loads(done.stdout)["outputs"].items()}
     doc = json.loads(outputs["json"].read_text())
-    assert doc["version"] == 2
+    assert doc["version"] == 3
     assert [s["id"] for s in doc["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
     assert doc["speakers"][0]["name"] == "Left Person"
     assert doc["turns"], "diarization turns are kept"

@@ -93,3 +93,44 @@ def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(database_url:
 
     upgrade(database_url)  # and back up again
     assert {"jobs", "job_events"} <= schema(database_url)["tables"]
+
+
+def _sql(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+    async def go() -> list[tuple[Any, ...]]:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(statement), params)
+                return [tuple(r) for r in result.all()] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+_INSERT = (
+    "INSERT INTO jobs (id, spec, status, priority, attempts, max_attempts, lease_token, "
+    "run_after, cancel_requested, progress, processing_seconds, created_at, updated_at) "
+    "VALUES (:id, '{}', :status, 1, 1, 3, 1, CURRENT_TIMESTAMP, false, 0, 0, "
+    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+)
+
+
+def test_0007_adds_blocked_to_the_status_check_and_takes_it_back(database_url: str) -> None:
+    """The CHECK on jobs.status accepts ``blocked`` after 0007 and refuses it before; a
+    blocked job survives a downgrade as a failed one."""
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(database_url)
+    _sql(database_url, _INSERT, id="b", status="blocked")
+    with pytest.raises(IntegrityError):
+        _sql(database_url, _INSERT, id="x", status="nonsense")
+    downgrade(database_url, "0006")
+    assert _sql(database_url, "SELECT status, error_code FROM jobs WHERE id = 'b'") == [
+        ("failed", "content_blocked")
+    ]
+    with pytest.raises(IntegrityError):
+        _sql(database_url, _INSERT, id="c", status="blocked")
+    upgrade(database_url)
+    _sql(database_url, _INSERT, id="d", status="blocked")
+    assert schema(database_url)["diff"] == []

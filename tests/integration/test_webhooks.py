@@ -125,12 +125,14 @@ async def ended_job(
     queue = DatabaseQueue(engine)
     if status is JobStatus.CANCELLED:
         assert await queue.cancel(job.id) is JobStatus.CANCELLED
-    elif status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.PROCESSING):
+    elif status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.PROCESSING, JobStatus.BLOCKED):
         claim = await queue.claim("test-worker", lease_seconds=60)
         assert claim is not None
         assert claim.job_id == job.id
         if status is JobStatus.DONE:
             await queue.complete(claim, result or {"srt": f"jobs/{job.id}/out.srt"})
+        elif status is JobStatus.BLOCKED:
+            await queue.complete(claim, result or {}, status=JobStatus.BLOCKED)
         elif status is JobStatus.FAILED:
             await queue.fail(claim, InvalidInputError("start is after end"), retryable=False)
     return job.id
@@ -330,6 +332,22 @@ async def test_sweep_adds_one_delivery_per_ended_job_with_a_webhook(engine: Asyn
     assert job["error"] is None
     [delivery] = await list_deliveries(engine, cancelled)
     assert delivery["payload"]["data"]["job"]["status"] == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_a_job_blocked_by_moderation_sends_job_blocked(engine: AsyncEngine) -> None:
+    url = "https://hooks.example/reelscribe"
+    report = {"key": "results/x/0/a.moderation.json"}
+    result = {"blocked": True, "outputs": {"moderation": report}}
+    blocked = await ended_job(engine, JobStatus.BLOCKED, url, result=result)
+    async with dispatcher(engine) as d:
+        assert await d.sweep() == 1
+    [delivery] = await list_deliveries(engine, blocked)
+    assert delivery["event"] == "job.blocked"
+    job = delivery["payload"]["data"]["job"]
+    assert job["status"] == "blocked"
+    assert job["error"]["code"] == "content_blocked"
+    assert job["outputs"] == ["moderation"]
 
 
 @pytest.mark.anyio

@@ -288,7 +288,7 @@ def test_json_round_trips_and_validates(name: str) -> None:
     jsonschema.Draft202012Validator.check_schema(json_doc.json_schema())
     jsonschema.Draft202012Validator(json_doc.json_schema()).validate(document)
     assert document["schema"] == "reelscribe.transcript"
-    assert document["version"] == 2
+    assert document["version"] == 3
     assert document["text"] == transcript.text
     assert [s["id"] for s in document["speakers"]] == list(transcript.speakers)
 
@@ -298,7 +298,7 @@ def test_json_document_fields() -> None:
     assert list(document) == [
         "schema", "version", "language", "language_probability", "duration", "task",
         "source_offset", "model", "speakers", "turns", "text", "segments", "dropped_segments",
-        "extra",
+        "extra", "analysis",
     ]  # fmt: skip
     segment = document["segments"][0]
     assert list(segment) == [
@@ -335,7 +335,7 @@ def _broken(**changes: object) -> str:
         ("{not json", "not a JSON document"),
         ("[]", "not a reelscribe transcript"),
         (_broken(schema="other"), "not a reelscribe transcript"),
-        (_broken(version=3), "unsupported transcript version 3"),
+        (_broken(version=4), "unsupported transcript version 4"),
         (_broken(duration="3.5"), "invalid transcript at duration"),
         (_broken(segments=[{"id": 0}]), "invalid transcript at segments.0"),
         (_broken(language_probability=1.5), "invalid transcript at language_probability"),
@@ -348,7 +348,7 @@ def test_json_parse_refuses_bad_documents(text: str, message: str) -> None:
 
 def test_json_schema_rejects_what_parse_rejects() -> None:
     validator = jsonschema.Draft202012Validator(json_doc.json_schema())
-    for bad in (_broken(version=3), _broken(duration=-1), _broken(segments=[{"id": 0}])):
+    for bad in (_broken(version=4), _broken(duration=-1), _broken(segments=[{"id": 0}])):
         assert not validator.is_valid(json.loads(bad))
     document = json.loads(render(_rich(), "json"))
     del document["segments"][0]["words"][0]["probability"]

@@ -19,7 +19,9 @@ RENAMED = {"words_in_markdown": "words_in_md", "max_chars_per_line": "max_line_c
 GROUPS = ("subtitle_style", "cue_limits")
 #: Flags of `transcribe` that are not job options: where, what to write, how to print.
 NOT_OPTIONS = {"source", "start", "end", "format", "out", "burn_in", "clip_out", "cookies",
-               "as_json", "quiet"}  # fmt: skip
+               "as_json", "quiet",
+               # The LLM endpoint is the operator's setting, never a job's (see plan.py).
+               "llm_url", "llm_model", "llm_key"}  # fmt: skip
 
 
 def _option_names() -> set[str]:

@@ -29,6 +29,7 @@ from reelscribe.backends.storage import (
     validate_key,
 )
 from reelscribe.errors import InvalidInputError
+from reelscribe.service.jobs import blocked_key
 
 router = APIRouter(tags=["blobs"])
 
@@ -68,6 +69,10 @@ async def download(
 ) -> StreamingResponse:
     storage = _local_store(runtime, key)
     assert storage.signer is not None  # _local_store refuses a store without one
+    if await blocked_key(runtime.engine, key):
+        # Content moderation blocked the job: links signed for its outputs are refused
+        # however valid, whoever holds them (only the report is served).
+        raise SignedLinkError("blocked by content moderation", code="content_blocked")
     blob = await serve_signed(
         storage,
         storage.signer,

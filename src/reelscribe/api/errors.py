@@ -37,6 +37,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "forbidden": 403,
     "link_invalid": 403,
     "link_expired": 403,
+    "content_blocked": 403,
     "job_not_found": 404,
     "upload_not_found": 404,
     "blob_not_found": 404,

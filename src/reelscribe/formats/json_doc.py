@@ -17,6 +17,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from reelscribe.analysis.results import (
+    Analysis,
+    Chapter,
+    Claim,
+    Detection,
+    Keyword,
+    LlmNotes,
+    ModerationFlag,
+    ModerationReport,
+    SummarySentence,
+)
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.options import RenderOptions
 from reelscribe.formats.turns import talk_times
@@ -24,7 +35,8 @@ from reelscribe.models import ModelInfo, Segment, SpeakerTurn, Transcript, Word
 
 SCHEMA_NAME = "reelscribe.transcript"
 #: 2: ``speakers`` became objects (id, name, talk time) and ``turns`` was added.
-SCHEMA_VERSION = 2
+#: 3: ``analysis`` (summary, keywords, chapters, moderation, LLM notes) was added.
+SCHEMA_VERSION = 3
 
 Seconds = Annotated[float, Field(ge=0, description="Seconds from the start of the clip.")]
 
@@ -83,11 +95,94 @@ class TurnDoc(TypedDict):
     speaker: Annotated[str, Field(description="Speaker id.")]
 
 
+class SummarySentenceDoc(TypedDict):
+    """A sentence of the transcript, word for word, picked for the summary."""
+
+    start: Seconds
+    end: Seconds
+    text: Annotated[str, Field(description="The sentence as the transcript has it.")]
+    speaker: Annotated[str | None, Field(description="Speaker id, null without speakers.")]
+    score: Annotated[float, Field(ge=0, le=1, description="Centrality, 1 = most central.")]
+
+
+class KeywordDoc(TypedDict):
+    text: Annotated[str, Field(description="A keyword or keyphrase from the transcript.")]
+    score: Annotated[float, Field(ge=0, le=1, description="Relevance, higher is better.")]
+
+
+class ChapterDoc(TypedDict):
+    """A topic segment."""
+
+    start: Seconds
+    end: Seconds
+    title: Annotated[str, Field(description="Built from the chapter's keyphrases.")]
+    line: Annotated[str, Field(description='YouTube-style line, e.g. "01:15 Title".')]
+    summary: Annotated[list[str], Field(description="The chapter's central sentences.")]
+    keywords: Annotated[list[str], Field(description="The chapter's keyphrases.")]
+
+
+class DetectionDoc(TypedDict):
+    label: Annotated[str, Field(description='Detector label, e.g. "FACE_FEMALE".')]
+    score: Annotated[float, Field(ge=0, le=1)]
+    box: Annotated[list[int], Field(description="x, y, width, height in frame pixels.")]
+
+
+class FlagDoc(TypedDict):
+    """A sampled frame with detections."""
+
+    time: Annotated[float, Field(ge=0, description="Seconds on the source's timeline.")]
+    unsafe: Annotated[bool, Field(description="A detection has an unsafe label.")]
+    detections: list[DetectionDoc]
+    thumbnail: Annotated[str, Field(description="data: URI of a small JPEG, blurred if unsafe.")]
+
+
+class ModerationDoc(TypedDict):
+    """Content moderation of the video's frames."""
+
+    verdict: Annotated[
+        Literal["skipped", "safe", "flagged", "blocked"], Field(description="The outcome.")
+    ]
+    policy: Annotated[Literal["off", "flag", "block"], Field(description="Policy applied.")]
+    frames: Annotated[int, Field(ge=0, description="Frames checked.")]
+    interval: Annotated[float, Field(gt=0, description="At least one frame every N s.")]
+    threshold: Annotated[float, Field(description="Detector score that counts.")]
+    unsafe_labels: Annotated[list[str], Field(description="Labels that make a frame unsafe.")]
+    skipped: Annotated[str | None, Field(description="Why nothing was checked.")]
+    flags: Annotated[list[FlagDoc], Field(description="Frames with detections.")]
+
+
+class ClaimDoc(TypedDict):
+    text: Annotated[str, Field(description="A name or number the LLM wrote.")]
+    reason: Annotated[str, Field(description="Why it is flagged.")]
+
+
+class LlmDoc(TypedDict):
+    """What an OpenAI-compatible model wrote; flagged claims are not in the transcript."""
+
+    model: str
+    summary: str
+    action_items: list[str]
+    questions: list[str]
+    chapter_titles: Annotated[list[str], Field(description="A title per chapter, in order.")]
+    flagged: list[ClaimDoc]
+
+
+class AnalysisDoc(TypedDict):
+    """What the recording is about, and whether it is safe to publish."""
+
+    summary: Annotated[list[SummarySentenceDoc], Field(description="In time order.")]
+    keywords: Annotated[list[KeywordDoc], Field(description="Best first.")]
+    chapters: Annotated[list[ChapterDoc], Field(description="In time order.")]
+    moderation: Annotated[ModerationDoc | None, Field(description="Null when not run.")]
+    llm: Annotated[LlmDoc | None, Field(description="Null without an LLM backend.")]
+    methods: Annotated[dict[str, str], Field(description="What made each part.")]
+
+
 class TranscriptDoc(TypedDict):
     """A reelscribe transcript."""
 
     schema: Annotated[Literal["reelscribe.transcript"], Field(description="Document kind.")]
-    version: Annotated[Literal[2], Field(description="Schema version.")]
+    version: Annotated[Literal[3], Field(description="Schema version.")]
     language: Annotated[str, Field(description='ISO 639-1 code, e.g. "en".')]
     language_probability: Annotated[
         float, Field(ge=0, le=1, description="Confidence of the language detection.")
@@ -106,6 +201,9 @@ class TranscriptDoc(TypedDict):
     segments: Annotated[list[SegmentDoc], Field(description="In time order.")]
     dropped_segments: Annotated[int, Field(ge=0, description="Segments removed as unusable.")]
     extra: Annotated[dict[str, str], Field(description="Free-form metadata (e.g. title).")]
+    analysis: Annotated[
+        AnalysisDoc | None, Field(description="Summary, keywords, chapters, moderation.")
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -132,7 +230,7 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
     m = transcript.model
     return {
         "schema": "reelscribe.transcript",
-        "version": 2,
+        "version": 3,
         "language": transcript.language,
         "language_probability": transcript.language_probability,
         "duration": transcript.duration,
@@ -154,6 +252,44 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
         "segments": [_segment_doc(s) for s in transcript.segments],
         "dropped_segments": transcript.dropped_segments,
         "extra": dict(transcript.extra),
+        "analysis": None if transcript.analysis is None else analysis_doc(transcript.analysis),
+    }
+
+
+def analysis_doc(analysis: Analysis) -> AnalysisDoc:
+    from reelscribe.formats.analysis import chapter_line_list, moderation_doc
+
+    lines = chapter_line_list(analysis.chapters)
+    llm = analysis.llm
+    return {
+        "summary": [
+            {"start": s.start, "end": s.end, "text": s.text, "speaker": s.speaker, "score": s.score}
+            for s in analysis.summary
+        ],
+        "keywords": [{"text": k.text, "score": k.score} for k in analysis.keywords],
+        "chapters": [
+            {
+                "start": c.start,
+                "end": c.end,
+                "title": c.title,
+                "line": line,
+                "summary": list(c.summary),
+                "keywords": list(c.keywords),
+            }
+            for c, line in zip(analysis.chapters, lines, strict=True)
+        ],
+        "moderation": None if analysis.moderation is None else moderation_doc(analysis.moderation),  # type: ignore[typeddict-item]
+        "llm": None
+        if llm is None
+        else {
+            "model": llm.model,
+            "summary": llm.summary,
+            "action_items": list(llm.action_items),
+            "questions": list(llm.questions),
+            "chapter_titles": list(llm.chapter_titles),
+            "flagged": [{"text": c.text, "reason": c.reason} for c in llm.flagged],
+        },
+        "methods": dict(analysis.methods),
     }
 
 
@@ -193,7 +329,7 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
 
 
 def parse(text: str | bytes) -> Transcript:
-    """Reads a document written by :func:`render` (version 2, or an older version 1)."""
+    """Reads a document written by :func:`render` (version 3, or an older 1 or 2)."""
     try:
         raw = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -202,10 +338,13 @@ def parse(text: str | bytes) -> Transcript:
         raise InvalidInputError(f'not a reelscribe transcript (no "schema": "{SCHEMA_NAME}")')
     if raw.get("version") == 1:
         raw = _upgrade_v1(raw)
+    if raw.get("version") == 2:
+        # Version 3 only added the analysis; a version 2 document has none.
+        raw = raw | {"version": SCHEMA_VERSION, "analysis": None}
     if raw.get("version") != SCHEMA_VERSION:
         raise InvalidInputError(
             f"unsupported transcript version {raw.get('version')!r}: "
-            f"this reelscribe reads versions 1 and {SCHEMA_VERSION}"
+            f"this reelscribe reads versions 1 to {SCHEMA_VERSION}"
         )
     try:
         doc = _adapter().validate_python(raw, strict=True)
@@ -222,7 +361,7 @@ def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
         # Version 1 listed bare labels; they become ids named after themselves.
         speakers = [{"id": s, "name": s, "talk_time": 0.0} if isinstance(s, str) else s
                     for s in speakers]  # fmt: skip
-    return raw | {"version": SCHEMA_VERSION, "speakers": speakers, "turns": []}
+    return raw | {"version": 2, "speakers": speakers, "turns": []}
 
 
 def from_document(doc: TranscriptDoc) -> Transcript:
@@ -241,7 +380,73 @@ def from_document(doc: TranscriptDoc) -> Transcript:
             SpeakerTurn(float(t["start"]), float(t["end"]), t["speaker"]) for t in doc["turns"]
         ),
         speaker_names={s["id"]: s["name"] for s in doc["speakers"] if s["name"] != s["id"]},
+        analysis=None if doc["analysis"] is None else _analysis(doc["analysis"]),
     )
+
+
+def _analysis(doc: AnalysisDoc) -> Analysis:
+    moderation = doc["moderation"]
+    llm = doc["llm"]
+    return Analysis(
+        summary=tuple(
+            SummarySentence(
+                float(s["start"]), float(s["end"]), s["text"], s["speaker"], float(s["score"])
+            )
+            for s in doc["summary"]
+        ),
+        keywords=tuple(Keyword(k["text"], float(k["score"])) for k in doc["keywords"]),
+        chapters=tuple(
+            Chapter(
+                float(c["start"]),
+                float(c["end"]),
+                c["title"],
+                tuple(c["summary"]),
+                tuple(c["keywords"]),
+            )
+            for c in doc["chapters"]
+        ),
+        moderation=None if moderation is None else _moderation(moderation),
+        llm=None
+        if llm is None
+        else LlmNotes(
+            model=llm["model"],
+            summary=llm["summary"],
+            action_items=tuple(llm["action_items"]),
+            questions=tuple(llm["questions"]),
+            chapter_titles=tuple(llm["chapter_titles"]),
+            flagged=tuple(Claim(c["text"], c["reason"]) for c in llm["flagged"]),
+        ),
+        methods=dict(doc["methods"]),
+    )
+
+
+def _moderation(doc: ModerationDoc) -> ModerationReport:
+    return ModerationReport(
+        policy=doc["policy"],
+        frames=doc["frames"],
+        interval=float(doc["interval"]),
+        unsafe_labels=tuple(doc["unsafe_labels"]),
+        threshold=float(doc["threshold"]),
+        skipped=doc["skipped"],
+        flags=tuple(
+            ModerationFlag(
+                time=float(f["time"]),
+                detections=tuple(
+                    Detection(d["label"], float(d["score"]), _box(d["box"]))
+                    for d in f["detections"]
+                ),
+                unsafe=f["unsafe"],
+                thumbnail=f["thumbnail"],
+            )
+            for f in doc["flags"]
+        ),
+    )
+
+
+def _box(values: list[int]) -> tuple[int, int, int, int]:
+    if len(values) != 4:
+        raise InvalidInputError("a detection box has four numbers: x, y, width, height")
+    return (values[0], values[1], values[2], values[3])
 
 
 def _opt(value: float | None) -> float | None:

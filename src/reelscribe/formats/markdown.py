@@ -33,6 +33,7 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
     opts = options or RenderOptions()
     title = transcript.extra.get("title") or "Transcript"
     out = [f"# {escape(normalize(title))}", "", _metadata(transcript), ""]
+    out += _analysis_section(transcript)
     out += _transcript_section(transcript)
     out += _segments_section(transcript)
     if opts.words_in_markdown:
@@ -51,6 +52,50 @@ def _metadata(transcript: Transcript) -> str:
     if transcript.source_offset:
         parts.append(f"Starts at {_ts(transcript.source_offset)} in the source")
     return "*" + escape(" · ".join(parts)) + "*"
+
+
+def _analysis_section(transcript: Transcript) -> list[str]:
+    """Summary, keywords and chapters at the top, for a reader who skims."""
+    analysis = transcript.analysis
+    if analysis is None:
+        return []
+    out: list[str] = []
+    if analysis.summary:
+        out += ["## Summary", ""]
+        for s in analysis.summary:
+            who = f"**{escape(_name(transcript, s.speaker))}:** " if s.speaker else ""
+            out.append(f"- `{_ts(s.start)}` {who}{escape(normalize(s.text))}")
+        out.append("")
+    if analysis.llm is not None:
+        llm = analysis.llm
+        out += [f"## Summary by {escape(llm.model)}", "", escape(normalize(llm.summary)), ""]
+        for heading, items in (("Action items", llm.action_items), ("Questions", llm.questions)):
+            if items:
+                out += [f"**{heading}**", "", *(f"- {escape(normalize(i))}" for i in items), ""]
+        if llm.flagged:
+            flagged = ", ".join(f"{c.text} ({c.reason})" for c in llm.flagged)
+            out += [f"*Not found in the transcript: {escape(flagged)}*", ""]
+    if analysis.keywords:
+        words = ", ".join(escape(normalize(k.text)) for k in analysis.keywords)
+        out += [f"**Keywords:** {words}", ""]
+    if analysis.chapters:
+        from reelscribe.formats.analysis import chapter_time
+
+        out += ["## Chapters", ""]
+        llm_titles = analysis.llm.chapter_titles if analysis.llm is not None else ()
+        for n, c in enumerate(analysis.chapters):
+            line = f"- `{chapter_time(c.start)}` **{escape(normalize(c.title))}**"
+            if n < len(llm_titles):
+                line += f" ({escape(normalize(llm_titles[n]))})"
+            if c.summary:
+                line += " — " + escape(normalize(" ".join(c.summary)))
+            out.append(line)
+        out.append("")
+    moderation = analysis.moderation
+    if moderation is not None:
+        out += [f"*Moderation: {moderation.verdict} ({moderation.frames} frames, "
+                f"policy {moderation.policy})*", ""]  # fmt: skip
+    return out
 
 
 def _transcript_section(transcript: Transcript) -> list[str]:

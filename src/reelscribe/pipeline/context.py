@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from reelscribe.analysis.results import ModerationReport
 from reelscribe.models import MediaInfo, TimeRange, Transcript
 from reelscribe.progress import ProgressCallback
 
@@ -57,6 +58,10 @@ class RunContext:
     #: Where the outputs start on the source's timeline (the real start of a fast cut).
     start: float = 0.0
     end: float | None = None
+    #: The moderate stage's report (also put on the transcript's analysis).
+    moderation: ModerationReport | None = None
+    #: What stages share within a run (the sentence embeddings of the analysis stages).
+    scratch: dict[str, Any] = field(default_factory=dict)
 
     def need_media(self) -> tuple[FetchResult, MediaInfo]:
         assert self.fetched is not None, "fetch runs first"
@@ -76,6 +81,7 @@ class PipelineResult:
     start: float = 0.0
     end: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    moderation: ModerationReport | None = None
 
     def summary(self, *, with_text: bool = False) -> dict[str, Any]:
         """A JSON-ready account of the run (range, media, transcript stats, cut)."""
@@ -103,6 +109,9 @@ class PipelineResult:
             }
             if with_text:
                 payload["transcript"]["text"] = t.text
+        analysis = analysis_summary(self.transcript, self.moderation)
+        if analysis:
+            payload["analysis"] = analysis
         clipped = self.clip or self.burned
         if clipped is not None:
             payload["clip"] = {
@@ -113,6 +122,41 @@ class PipelineResult:
                 "encoder": clipped.encoder,
             }
         return payload
+
+
+def analysis_summary(
+    transcript: Transcript | None, moderation: ModerationReport | None
+) -> dict[str, Any]:
+    """What the recording is about and the moderation verdict, for a job's result (the
+    full report, thumbnails included, is the ``moderation`` output)."""
+    out: dict[str, Any] = {}
+    analysis = transcript.analysis if transcript is not None else None
+    if analysis is not None:
+        if analysis.summary:
+            out["summary"] = [{"start": s.start, "end": s.end, "text": s.text,
+                               "speaker": s.speaker} for s in analysis.summary]  # fmt: skip
+        if analysis.keywords:
+            out["keywords"] = [k.text for k in analysis.keywords]
+        if analysis.chapters:
+            out["chapters"] = [{"start": c.start, "title": c.title} for c in analysis.chapters]
+        if analysis.llm is not None:
+            out["llm_summary"] = analysis.llm.summary
+        moderation = moderation or analysis.moderation
+    if moderation is not None:
+        out["moderation"] = {
+            "verdict": moderation.verdict,
+            "policy": moderation.policy,
+            "frames": moderation.frames,
+            "flagged": [
+                {
+                    "time": f.time,
+                    "unsafe": f.unsafe,
+                    "labels": sorted({d.label for d in f.detections}),
+                }
+                for f in moderation.flags
+            ],
+        }
+    return out
 
 
 def _video_size(media: MediaInfo) -> list[int] | None:

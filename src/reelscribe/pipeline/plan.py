@@ -13,12 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from reelscribe.analysis.options import (
+    ChapterOptions,
+    LlmOptions,
+    ModerationOptions,
+    SummaryOptions,
+)
+from reelscribe.analysis.results import Policy
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats import FORMATS, RenderOptions
 from reelscribe.models import ClipMode, TimeRange
 from reelscribe.options import JobOptions
-from reelscribe.outputs import check_outputs
+from reelscribe.outputs import ANALYSIS_OUTPUTS, check_outputs
 from reelscribe.pipeline.clip import ClipOptions
 from reelscribe.pipeline.fetch import FetchOptions
 from reelscribe.pipeline.transcribe import TranscribeOptions
@@ -46,6 +53,16 @@ class PipelineRequest:
     #: Display names by speaker id, applied to the transcript before rendering.
     speaker_names: dict[str, str] = field(default_factory=dict)
     max_duration: float = 4 * 3600.0
+    #: Summary and keywords of the transcript; None: not asked for.
+    summary: SummaryOptions | None = None
+    #: Topic chapters of the transcript; None: not asked for.
+    chapters: ChapterOptions | None = None
+    #: An abstractive summary by an OpenAI-compatible endpoint; None: not asked for.
+    llm: LlmOptions | None = None
+    #: Content moderation of the video; None: off.
+    moderate: ModerationOptions | None = None
+    #: Analysis outputs to write: "chapters", "moderation".
+    analysis_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -53,17 +70,23 @@ class PipelineRequest:
             raise InvalidInputError(
                 f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}"
             )
-        if not self.formats and not self.clip_output and not self.burn_output:
+        unknown = [o for o in self.analysis_outputs if o not in ANALYSIS_OUTPUTS]
+        if unknown:
+            raise InvalidInputError(f"unknown analysis output {unknown[0]!r}")
+        if "chapters" in self.analysis_outputs and self.chapters is None:
+            raise InvalidInputError("the chapters output needs the chapters stage")
+        if not (self.formats or self.clip_output or self.burn_output or self.analysis_outputs):
             raise InvalidInputError("nothing to do: ask for at least one format or a clip")
 
     @property
     def needs_transcript(self) -> bool:
-        return bool(self.formats) or self.burn_output
+        return (bool(self.formats) or self.burn_output or self.summary is not None
+                or self.chapters is not None or self.llm is not None)  # fmt: skip
 
     @property
     def outputs(self) -> tuple[str, ...]:
         media = ("clip",) * self.clip_output + ("burned_clip",) * self.burn_output
-        return (*self.formats, *media)
+        return (*self.formats, *media, *self.analysis_outputs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +153,80 @@ def build_plan(
         channels=options.channels,
         speaker_names=dict(options.speaker_names),
         max_duration=settings.max_duration if max_duration is None else max_duration,
+        summary=summary_options(options, settings),
+        chapters=chapter_options(options, settings, wanted),
+        llm=llm_options(options, settings),
+        moderate=_moderation_options(options, settings, wanted),
+        analysis_outputs=tuple(o for o in wanted if o in ANALYSIS_OUTPUTS),
     )
     return plan_of(request)
+
+
+def summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:
+    """What the summarize stage is told (None: not asked for); also ``reelscribe analyze``."""
+    if not (options.wants_summary or options.keywords):
+        return None
+    return SummaryOptions(
+        sentences=options.summary_sentences,
+        ratio=options.summary_ratio or 0.1,
+        keywords=10 if options.keywords else 0,
+        summary=options.wants_summary,
+        embedding_model=settings.embedding_model,
+    )
+
+
+def chapter_options(
+    options: JobOptions, settings: Settings, outputs: tuple[str, ...]
+) -> ChapterOptions | None:
+    """What the chapters stage is told (None: neither the option nor the output)."""
+    if not (options.chapters or "chapters" in outputs):
+        return None
+    return ChapterOptions(min_seconds=settings.chapter_min_seconds,
+                          embedding_model=settings.embedding_model)  # fmt: skip
+
+
+def llm_options(options: JobOptions, settings: Settings) -> LlmOptions | None:
+    """The LLM endpoint comes from the settings only: a job names no URL or key (a URL
+    in a job would let any API user point the worker at any host)."""
+    if not options.wants_llm:
+        return None
+    if not settings.llm_url or not settings.llm_model:
+        raise InvalidInputError(
+            "an LLM summary needs an endpoint: set REELSCRIBE_LLM_URL and REELSCRIBE_LLM_MODEL "
+            "(the CLI: --llm-url and --llm-model)"
+        )
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return LlmOptions(base_url=settings.llm_url, model=settings.llm_model, api_key=key,
+                      action_items=options.action_items, questions=options.questions,
+                      timeout=settings.llm_timeout,
+                      max_retries=settings.llm_max_retries)  # fmt: skip
+
+
+_STRICTNESS: dict[Policy, int] = {"off": 0, "flag": 1, "block": 2}
+
+
+def moderation_policy(job: Policy | None, deployment: Policy) -> Policy:
+    """The stricter of the job's and the deployment's policy: a job may ask for more
+    moderation than the server's default, never for less."""
+    if job is None:
+        return deployment
+    return job if _STRICTNESS[job] >= _STRICTNESS[deployment] else deployment
+
+
+def _moderation_options(
+    options: JobOptions, settings: Settings, outputs: tuple[str, ...]
+) -> ModerationOptions | None:
+    policy = moderation_policy(options.moderate, settings.moderation_policy)
+    if policy == "off" and "moderation" in outputs:
+        policy = "flag"  # asking for the report asks for the check
+    if policy == "off":
+        return None
+    return ModerationOptions(
+        policy=policy,
+        interval=settings.moderation_interval,
+        threshold=settings.moderation_threshold,
+        unsafe_labels=tuple(settings.moderation_unsafe_labels),
+    )
 
 
 def _diarize_options(options: JobOptions, settings: Settings) -> DiarizeOptions | None:

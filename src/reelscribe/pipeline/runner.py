@@ -47,4 +47,5 @@ def run(
         start=ctx.start,
         end=ctx.end,
         timings=timings,
+        moderation=ctx.moderation,
     )

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reelscribe.errors import InvalidInputError, SourceTooLargeError
+from reelscribe.analysis.results import Analysis
+from reelscribe.errors import ContentBlockedError, InvalidInputError, SourceTooLargeError
 from reelscribe.formats import FORMATS, RenderOptions, render
 from reelscribe.models import ClipMode, MediaInfo, TimeRange
 from reelscribe.pipeline.audio import load_audio
@@ -53,7 +54,7 @@ def _needs_transcript(request: PipelineRequest) -> bool:
 
 def _fetch(ctx: RunContext) -> None:
     request = ctx.request
-    wants_video = request.clip_output or request.burn_output
+    wants_video = request.clip_output or request.burn_output or request.moderate is not None
     options = replace(
         request.fetch,
         audio_only=not wants_video,
@@ -129,6 +130,8 @@ def _transcribe(ctx: RunContext) -> None:
                                     source_offset=ctx.start)  # fmt: skip
     names = transcript.speaker_names | request.speaker_names
     ctx.transcript = replace(transcript, speaker_names=names)
+    if ctx.moderation is not None:  # moderated before transcribing: the report goes along
+        ctx.transcript = replace(ctx.transcript, analysis=Analysis(moderation=ctx.moderation))
     if request.diarize is None:
         ctx.audio = []
 
@@ -146,14 +149,97 @@ def _diarize(ctx: RunContext) -> None:
     ctx.transcript = replace(labelled, turns=diarization.turns)
 
 
-def _render(ctx: RunContext) -> None:
+def _moderate(ctx: RunContext) -> None:
+    # Imported here: onnxruntime and the detector load only for jobs that moderate.
+    from reelscribe.pipeline.moderate import moderate
+
+    fetched, media = ctx.need_media()
+    assert ctx.request.moderate is not None
+    # The clip, when one was cut, is what would be published; else the source's range.
+    path = ctx.clip.path if ctx.clip is not None else fetched.path
+    span = TimeRange() if ctx.clip is not None else ctx.local
+    report = moderate(path, media if ctx.clip is None else None, span,
+                      ctx.request.moderate, ctx.progress, offset=ctx.start)  # fmt: skip
+    ctx.moderation = report
+    if report.blocked:
+        # Stop here: nothing unsafe is transcribed, rendered or published. The report is
+        # written so the edge can hand it out; the clip is removed.
+        path = _write_moderation(ctx)
+        if ctx.clip is not None:
+            ctx.clip.path.unlink(missing_ok=True)
+            ctx.outputs.pop("clip", None)
+        raise ContentBlockedError(report, path)
+
+
+def _write_moderation(ctx: RunContext) -> Path:
+    from reelscribe.formats.analysis import moderation_json
+
+    assert ctx.moderation is not None
+    path = ctx.out_dir / f"{ctx.stem}.moderation.json"
+    path.write_text(moderation_json(ctx.moderation), encoding="utf-8")
+    ctx.outputs["moderation"] = path
+    return path
+
+
+def _summarize(ctx: RunContext) -> None:
+    from reelscribe.pipeline.analyze import summarize
+
     assert ctx.transcript is not None
+    assert ctx.request.summary is not None
+    ctx.transcript = summarize(ctx.transcript, ctx.request.summary, ctx.progress, ctx.scratch)
+
+
+def _chapters(ctx: RunContext) -> None:
+    from reelscribe.pipeline.analyze import chapters
+
+    assert ctx.transcript is not None
+    assert ctx.request.chapters is not None
+    ctx.transcript = chapters(ctx.transcript, ctx.request.chapters, ctx.progress, ctx.scratch)
+
+
+def _llm(ctx: RunContext) -> None:
+    from reelscribe.pipeline.analyze import llm_notes
+
+    assert ctx.transcript is not None
+    assert ctx.request.llm is not None
+    ctx.transcript = llm_notes(ctx.transcript, ctx.request.llm, ctx.progress)
+
+
+def _render(ctx: RunContext) -> None:
     _, media = ctx.need_media()
-    options = render_options(ctx.request, media)
-    for fmt in ctx.request.formats:
-        path = ctx.out_dir / f"{ctx.stem}{FORMATS[fmt].extension}"
-        path.write_text(render(ctx.transcript, fmt, options), encoding="utf-8")
-        ctx.outputs[fmt] = path
+    request = ctx.request
+    if request.formats or "chapters" in request.analysis_outputs:
+        transcript = ctx.transcript
+        assert transcript is not None, "transcribe runs first"
+        options = render_options(request, media)
+        for fmt in request.formats:
+            path = ctx.out_dir / f"{ctx.stem}{FORMATS[fmt].extension}"
+            path.write_text(render(transcript, fmt, options), encoding="utf-8")
+            ctx.outputs[fmt] = path
+        if "chapters" in request.analysis_outputs:
+            from reelscribe.formats.analysis import chapter_lines
+
+            path = ctx.out_dir / f"{ctx.stem}.chapters.txt"
+            path.write_text(chapter_lines(transcript), encoding="utf-8")
+            ctx.outputs["chapters"] = path
+    if "moderation" in request.analysis_outputs and ctx.moderation is not None:
+        _write_moderation(ctx)
+
+
+def _mark_chapters(ctx: RunContext) -> None:
+    """Writes the chapters into the MP4 clip (ffmpeg metadata, no re-encode)."""
+    from reelscribe.media.chapters import add_chapters
+
+    assert ctx.transcript is not None
+    assert ctx.transcript.analysis is not None
+    for name in ("clip", "burned_clip"):
+        path = ctx.outputs.get(name)
+        if path is not None and path.suffix == ".mp4":
+            add_chapters(path, ctx.transcript.analysis.chapters)
+
+
+def _has_chapter_clip(request: PipelineRequest) -> bool:
+    return request.chapters is not None and (request.clip_output or request.burn_output)
 
 
 def _burn(ctx: RunContext) -> None:
@@ -177,11 +263,18 @@ STAGES: tuple[Stage, ...] = (
     Stage("fetch", 1.0, _always, _fetch),
     Stage("probe", 0.1, _always, _probe),
     Stage("clip", 1.0, lambda r: r.clip_output, _clip),
+    Stage(
+        "moderate", 1.0, lambda r: r.moderate is not None and r.moderate.policy != "off", _moderate
+    ),
     Stage("audio", 0.3, _needs_transcript, _audio),
     Stage("transcribe", 5.0, _needs_transcript, _transcribe),
     Stage("diarize", 2.0, lambda r: r.needs_transcript and r.diarize is not None, _diarize),
-    Stage("render", 0.1, lambda r: bool(r.formats), _render),
+    Stage("summarize", 0.5, lambda r: r.summary is not None, _summarize),
+    Stage("chapters", 0.3, lambda r: r.chapters is not None, _chapters),
+    Stage("llm", 2.0, lambda r: r.llm is not None, _llm),
+    Stage("render", 0.1, lambda r: bool(r.formats or r.analysis_outputs), _render),
     Stage("burn", 2.0, lambda r: r.burn_output, _burn),
+    Stage("mark_chapters", 0.1, _has_chapter_clip, _mark_chapters),
 )
 
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
 from reelscribe.backends.db.types import utcnow
@@ -84,6 +84,27 @@ class OutputLink:
     size: int | None = None
     sha256: str | None = None
     content_type: str | None = None
+
+
+def blocked_outputs(result: dict[str, Any]) -> set[str]:
+    """Storage keys a blocked job may still serve: its moderation report only."""
+    report = (result.get("outputs") or {}).get("moderation")
+    return {report["key"]} if isinstance(report, dict) and "key" in report else set()
+
+
+async def blocked_key(engine: AsyncEngine, key: str) -> bool:
+    """Whether ``key`` is an output of a blocked job other than its report: signed links
+    to it are refused even while they are unexpired."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "results":
+        return False
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(JobRow.status, JobRow.result).where(JobRow.id == parts[1])
+        )).one_or_none()  # fmt: skip
+    if row is None or row.status is not JobStatus.BLOCKED:
+        return False
+    return key not in blocked_outputs(row.result or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +326,7 @@ class JobService:
         await self.get(job_id, caller)
         status = await self.runtime.queue.cancel(job_id)
         self.runtime.changes.notify(job_id)
-        if status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED):
+        if status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.BLOCKED):
             raise JobStateError(f"job {job_id} has already ended ({status})")
         return await self._row(job_id)
 
@@ -439,14 +460,18 @@ class JobService:
         row = await self.get(job_id, caller)
         if row.status is JobStatus.EXPIRED:
             raise JobStateError(f"job {job_id} has expired; its results are gone", code="gone")
-        if row.status is not JobStatus.DONE:
+        if row.status not in (JobStatus.DONE, JobStatus.BLOCKED):
             raise JobStateError(f"job {job_id} is {row.status}, not done", code="job_not_done")
         result = row.result or {}
+        # A blocked job publishes its moderation report and nothing else.
+        published = blocked_outputs(result) if row.status is JobStatus.BLOCKED else None
         ttl = self.settings.link_ttl_seconds
         links_expire_at = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + ttl, UTC)
         outputs: list[OutputLink] = []
         transcript = None
         for name, out in (result.get("outputs") or {}).items():
+            if published is not None and out.get("key") not in published:
+                continue
             key, filename = out["key"], out.get("filename") or out["key"].rsplit("/", 1)[-1]
             url = await self.runtime.storage.signed_url(key, ttl, filename=filename)
             outputs.append(

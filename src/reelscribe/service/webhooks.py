@@ -108,6 +108,7 @@ EVENTS: Mapping[JobStatus, str] = {
     JobStatus.DONE: "job.completed",
     JobStatus.FAILED: "job.failed",
     JobStatus.CANCELLED: "job.cancelled",
+    JobStatus.BLOCKED: "job.blocked",
 }
 
 

@@ -257,6 +257,14 @@ async function submitJob(event) {
       spec.options = { speakers: true };
       if (count) spec.options.num_speakers = Number(count);
     }
+    const options = spec.options || {};
+    const sentences = $("summary-sentences").value.trim();
+    if ($("opt-summary").checked) options.summary = true;
+    if (sentences) options.summary_sentences = Number(sentences);
+    if ($("opt-keywords").checked) options.keywords = true;
+    if ($("opt-chapters").checked) options.chapters = true;
+    if ($("moderate").value) options.moderate = $("moderate").value;
+    if (Object.keys(options).length) spec.options = options;
     if (file) {
       bar.hidden = false;
       bar.value = 0;
@@ -335,6 +343,8 @@ async function select(jobId) {
   $("detail-id").textContent = jobId;
   $("downloads").replaceChildren();
   $("transcript").hidden = true;
+  $("analysis").hidden = true;
+  $("moderation-badge").hidden = true;
   $("player").hidden = true;
   $("player").removeAttribute("src");
   const job = await api("GET", `/api/jobs/${jobId}`);
@@ -346,7 +356,8 @@ function showJob(job) {
   showProgress(job);
   showError($("detail-error"), job.error ? `${job.error.message} (${job.error.code})` : null);
   $("retry").hidden = job.status !== "failed";
-  if (job.status === "done") showResult(job.id);
+  // A blocked job's result is its moderation report (and nothing else).
+  if (job.status === "done" || job.status === "blocked") showResult(job.id);
 }
 
 async function showResult(jobId) {
@@ -371,6 +382,59 @@ async function showResult(jobId) {
     $("transcript").replaceChildren(...transcriptTurns(result.transcript));
     $("transcript").hidden = false;
   }
+  showAnalysis((result.summary && result.summary.analysis) || {}, Boolean(video));
+}
+
+// --- what it is about ----------------------------------------------------------------------
+
+function clock(seconds) {
+  const secs = Math.floor(seconds);
+  const hours = Math.floor(secs / 3600);
+  const mm = String(Math.floor((secs % 3600) / 60)).padStart(2, "0");
+  const ss = String(secs % 60).padStart(2, "0");
+  return hours ? `${hours}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+// A time that jumps the player there (the clip's timeline is the transcript's).
+function jump(seconds, canPlay) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "jump";
+  button.textContent = clock(seconds);
+  button.dataset.time = String(seconds);
+  button.disabled = !canPlay;
+  button.addEventListener("click", () => {
+    $("player").currentTime = seconds;
+    $("player").play().catch(() => {});
+  });
+  return button;
+}
+
+function showAnalysis(analysis, canPlay) {
+  const moderation = analysis.moderation;
+  const badge = $("moderation-badge");
+  badge.hidden = !moderation;
+  if (moderation) {
+    badge.textContent = `moderation: ${moderation.verdict}`;
+    badge.className = `badge ${moderation.verdict}`;
+    badge.title = `${moderation.frames} frames checked, policy ${moderation.policy}`;
+  }
+  const sentences = analysis.summary || [];
+  const keywords = analysis.keywords || [];
+  const chapters = analysis.chapters || [];
+  $("summary").replaceChildren(...sentences.map((s) => {
+    const item = document.createElement("li");
+    item.append(jump(s.start, canPlay), document.createTextNode(` ${s.text}`));
+    return item;
+  }));
+  $("keywords").textContent = keywords.length ? `Keywords: ${keywords.join(", ")}` : "";
+  $("chapters").replaceChildren(...chapters.map((c) => {
+    const item = document.createElement("li");
+    item.append(jump(c.start, canPlay), document.createTextNode(` ${c.title}`));
+    return item;
+  }));
+  $("chapters-heading").hidden = !chapters.length;
+  $("analysis").hidden = !(sentences.length || keywords.length || chapters.length);
 }
 
 // Server-Sent Events read through fetch, so the API key can travel in a header

@@ -15,6 +15,8 @@ class JobStatus(StrEnum):
     processing → processing   another worker takes over an expired lease
     processing → failed       user fault, or attempts used up
     processing → cancelled    the worker honours a cancellation request
+    processing → blocked      content moderation found unsafe frames (policy "block");
+                              only the moderation report is published
     queued     → cancelled    cancelled before any worker took it
     failed     → queued       retried by hand
     done       → expired      retention over; the outputs may be deleted
@@ -26,6 +28,7 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    BLOCKED = "blocked"
 
     @property
     def is_terminal(self) -> bool:

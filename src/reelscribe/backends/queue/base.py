@@ -135,10 +135,16 @@ class Queue(Protocol):
         ...
 
     async def complete(
-        self, claim: Claim, result: dict[str, Any], *, retain_seconds: float | None = None
+        self,
+        claim: Claim,
+        result: dict[str, Any],
+        *,
+        retain_seconds: float | None = None,
+        status: JobStatus = JobStatus.DONE,
     ) -> None:
         """``processing → done`` with the result's storage keys; ``retain_seconds`` sets
-        ``expires_at``. Raises :class:`LeaseLost`."""
+        ``expires_at``. ``status=BLOCKED`` ends it ``blocked`` instead (content moderation
+        refused it; the result holds only the report). Raises :class:`LeaseLost`."""
         ...
 
     async def fail(

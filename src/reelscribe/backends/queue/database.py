@@ -89,9 +89,14 @@ class DatabaseQueue:
         return await self.leases.heartbeat(claim)
 
     async def complete(
-        self, claim: Claim, result: dict[str, Any], *, retain_seconds: float | None = None
+        self,
+        claim: Claim,
+        result: dict[str, Any],
+        *,
+        retain_seconds: float | None = None,
+        status: JobStatus = JobStatus.DONE,
     ) -> None:
-        await self.leases.complete(claim, result, retain_seconds)
+        await self.leases.complete(claim, result, retain_seconds, status)
 
     async def fail(
         self, claim: Claim, error: ReelscribeError, *, retryable: bool | None = None

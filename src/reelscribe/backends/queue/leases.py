@@ -156,19 +156,29 @@ def _requeue(after: float) -> dict[str, Any]:
     return {"status": JobStatus.QUEUED, "run_after": utc_after(after)}
 
 
-def _complete_statement(expires_at: ColumnElement[Any]) -> ReturningUpdate[Any]:
-    values = _end_attempt() | _finish(JobStatus.DONE)
+def _complete_statement(
+    expires_at: ColumnElement[Any], status: JobStatus = JobStatus.DONE
+) -> ReturningUpdate[Any]:
+    values = _end_attempt() | _finish(status)
     values |= {
         "result": bindparam("p_result", type_=T.c.result.type),
         "progress": 100.0,
         "status_message": None,
         "expires_at": expires_at,
     }
+    if status is JobStatus.BLOCKED:
+        values |= {"error_code": "content_blocked",
+                   "error_message": "blocked by content moderation"}  # fmt: skip
     return update(T).where(_FENCE).values(values).returning(T.c.id)
 
 
-_COMPLETE = _complete_statement(null())
-_COMPLETE_RETAINED = _complete_statement(utc_after(bindparam("p_retain", type_=Float())))
+_RETAIN = utc_after(bindparam("p_retain", type_=Float()))
+#: By (final status, kept for a while): done, or blocked by content moderation.
+_COMPLETE = {
+    (status, retained): _complete_statement(_RETAIN if retained else null(), status)
+    for status in (JobStatus.DONE, JobStatus.BLOCKED)
+    for retained in (False, True)
+}
 
 _CANDIDATE = T.alias("candidate")
 #: ONE statement: pick the first claimable row (skipping rows another transaction has
@@ -266,18 +276,25 @@ class LeaseTable:
         return bool(cancel_requested)
 
     async def complete(
-        self, claim: Claim, result: dict[str, Any], retain_seconds: float | None
+        self,
+        claim: Claim,
+        result: dict[str, Any],
+        retain_seconds: float | None,
+        status: JobStatus = JobStatus.DONE,
     ) -> None:
+        """``processing → done`` (or ``→ blocked``: ended by content moderation)."""
+        if status not in (JobStatus.DONE, JobStatus.BLOCKED):
+            raise ValueError(f"a job cannot complete as {status}")
         params = _fence_params(claim) | {"p_result": result}
-        stmt = _COMPLETE
+        stmt = _COMPLETE[status, retain_seconds is not None]
         if retain_seconds is not None:
-            stmt, params["p_retain"] = _COMPLETE_RETAINED, float(retain_seconds)
+            params["p_retain"] = float(retain_seconds)
         async with self.engine.begin() as conn:
             done = await conn.execute(stmt, params)
             if done.one_or_none() is None:
                 raise _lost(claim)
             await self._transition(
-                conn, claim.job_id, JobStatus.PROCESSING, JobStatus.DONE, attempt=claim.attempt
+                conn, claim.job_id, JobStatus.PROCESSING, status, attempt=claim.attempt
             )
 
     async def cancelled(self, claim: Claim) -> None:

@@ -276,9 +276,14 @@ class RedisStreamQueue:
         return cancel_requested
 
     async def complete(
-        self, claim: Claim, result: dict[str, Any], *, retain_seconds: float | None = None
+        self,
+        claim: Claim,
+        result: dict[str, Any],
+        *,
+        retain_seconds: float | None = None,
+        status: JobStatus = JobStatus.DONE,
     ) -> None:
-        await self.leases.complete(claim, result, retain_seconds)
+        await self.leases.complete(claim, result, retain_seconds, status)
         await self._drop(*self._receipt(claim))
 
     async def fail(
