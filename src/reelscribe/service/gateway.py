@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
@@ -115,13 +115,13 @@ class WorkerGateway:
             spec={}, receipt=data["r"],
         )  # fmt: skip
 
-    async def _fence(self, claim: Claim) -> JobRow:
+    async def _fence(self, claim: Claim) -> Row[Any]:
         """The job's row while ``claim`` is its current lease; else raises LeaseLost."""
         async with self.runtime.engine.connect() as conn:
             row = (await conn.execute(select(JobRow).where(
                 JobRow.id == claim.job_id, JobRow.lease_token == claim.token,
                 JobRow.status == JobStatus.PROCESSING,
-            ))).scalar_one_or_none()  # fmt: skip
+            ))).one_or_none()  # fmt: skip
         if row is None:
             raise LeaseLost(f"job {claim.job_id}: lease token {claim.token} is no longer current")
         return row
@@ -194,7 +194,7 @@ class WorkerGateway:
         async with self.runtime.engine.connect() as conn:
             upload = (await conn.execute(
                 select(UploadRow).where(UploadRow.id == upload_id)
-            )).scalar_one_or_none()  # fmt: skip
+            )).one_or_none()  # fmt: skip
         if upload is None or upload.storage_key is None or upload.state != "complete":
             raise InvalidInputError(f"upload {upload_id} is missing or incomplete")
         ttl = self.runtime.settings.link_ttl_seconds
