@@ -236,7 +236,7 @@ class Settings(BaseSettings):
         ge=0,
         le=30,
         description="How long a remote worker's claim waits on the API "
-        "for a due job (a long poll).",
+        "for a due job (a long poll); on the API, the longest it lets a claim wait.",
     )
     embedded_workers: int = Field(
         1, ge=0, description="Worker tasks `reelscribe serve` runs inside the API process."

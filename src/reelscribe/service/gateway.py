@@ -137,7 +137,8 @@ class WorkerGateway:
         that job one lease and one attempt, as a crashed worker would."""
         queue = self.runtime.queue
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        # Capped by this API's setting: a held request is a connection the API keeps open.
+        deadline = loop.time() + min(wait, self.runtime.settings.remote_claim_wait_seconds)
         while True:
             claim = await queue.claim(REMOTE_PREFIX + worker_id, lease_seconds)
             if claim is not None:

@@ -5,13 +5,18 @@ and a second remote worker finishes the job exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +25,13 @@ from sqlalchemy import select
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.db.schema import JobEventRow
-from tests.integration.api.conftest import Live, StartApi
+from reelscribe.config import Settings
+from reelscribe.hub.remote import RemoteHub
+from reelscribe.service.auth import KeyService
+from reelscribe.service.runtime import Runtime
+from reelscribe.worker import Worker
+from tests.conftest import make_media
+from tests.integration.api.conftest import Live, StartApi, _bound_socket, serve, settings_for
 from tests.integration.api.test_worker_api import worker_client
 
 CLI = str(Path(sys.executable).with_name("reelscribe"))
@@ -129,3 +140,80 @@ def test_remote_worker_killed_mid_job_completes_elsewhere_once(
     assert not [p for p in ours if p.name.startswith(("reelscribe.db", "signing.key"))
                 or "blobs" in p.parts or p.suffix in (".db", ".sqlite")], ours  # fmt: skip
     assert not (home / "data" / "reelscribe").exists(), ours
+
+
+def test_remote_worker_rides_out_api_outages(tmp_path: Path, models_dir: Path) -> None:
+    """The API is down when the worker starts, comes up, runs a job through the worker,
+    goes down and comes back: the worker keeps its slot throughout and takes the next
+    job (in-process here, over real HTTP; a video clip, so outputs are binary)."""
+    sock = _bound_socket()  # bound, not listening yet: connections are refused
+    port = sock.getsockname()[1]
+    settings = settings_for(tmp_path / "api", port)
+    (tmp_path / "api").mkdir()
+    token = asyncio.run(_worker_key(settings))
+    media = make_media(tmp_path / "talk.mp4", duration=4.0)
+    worker_settings = Settings(
+        models_dir=models_dir, cache_dir=tmp_path / "worker-cache", lease_seconds=5.0,
+        heartbeat_seconds=0.3, worker_concurrency=1, backend_retry_max_seconds=0.5,
+    )  # fmt: skip
+    state: dict[str, Any] = {}
+
+    async def work() -> None:
+        hub = RemoteHub(f"http://127.0.0.1:{port}", token, claim_wait=1.0)
+        async with hub:
+            worker = Worker(hub, worker_settings)
+            state.update(worker=worker, loop=asyncio.get_running_loop())
+            await worker.run()
+
+    thread = threading.Thread(target=lambda: asyncio.run(work()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (state.get("worker") and state["worker"].claim_failing):
+            assert time.monotonic() < deadline, "the worker never tried to claim"
+            time.sleep(0.05)
+        for round_ in range(2):
+            with serve(settings, sock) as live, live.client() as admin:
+                upload = admin.post("/api/uploads", content=media.read_bytes(),
+                                    headers={"X-Filename": media.name}).json()  # fmt: skip
+                spec = {"source": {"upload_id": upload["id"]}, "outputs": ["clip"],
+                        "start": 1, "end": 3, "options": {"clip_mode": "exact"}}  # fmt: skip
+                job_id = admin.post("/api/jobs", json=spec).json()["id"]
+                job = _wait_done(admin, job_id)
+                assert job["status"] == "done", job
+                assert job["attempts"] == 1
+                result = admin.get(f"/api/jobs/{job_id}/result").json()
+                clip = next(o for o in result["outputs"] if o["name"] == "clip")
+                body = admin.get(clip["url"]).content
+                assert hashlib.sha256(body).hexdigest() == clip["sha256"]
+                assert body[4:8] == b"ftyp"  # an MP4 came through the PUT intact
+                assert state["worker"].jobs_done == round_ + 1
+            # The API is down again: the worker's claims fail, and it stays.
+            deadline = time.monotonic() + 30
+            while not state["worker"].claim_failing:
+                assert time.monotonic() < deadline, "the worker did not notice the outage"
+                time.sleep(0.05)
+            assert thread.is_alive()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+    finally:
+        if "worker" in state:
+            state["loop"].call_soon_threadsafe(state["worker"].stop.set)
+        thread.join(30)
+        sock.close()
+
+
+async def _worker_key(settings: Settings) -> str:
+    async with Runtime(settings) as runtime:
+        _, secret = await KeyService(runtime.engine, settings).create("gpu", ["worker"])
+    return secret
+
+
+def _wait_done(admin: httpx.Client, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        job: dict[str, Any] = admin.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "processing") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
