@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +38,8 @@ from reelscribe.hub.wire import LEASE_HEADER, ClaimAnswer, OutputAnswer, SourceA
 
 log = logging.getLogger("reelscribe.worker")
 _CHUNK = 1 << 20
+#: Seconds between two claims that found no job, at the least.
+MIN_CLAIM_INTERVAL = 1.0
 
 
 class RemoteApiError(ReelscribeError):
@@ -69,6 +72,7 @@ class RemoteHub:
         self._transport = transport
         self._api: httpx.AsyncClient | None = None
         self._links: httpx.AsyncClient | None = None
+        self._claim_started = float("-inf")
 
     async def __aenter__(self) -> Self:
         headers = {"Authorization": f"Bearer {self._token}",
@@ -128,6 +132,7 @@ class RemoteHub:
 
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim | None:
         body = {"worker_id": worker_id, "lease_seconds": lease_seconds, "wait": self.claim_wait}
+        self._claim_started = time.monotonic()
         job = ClaimAnswer.model_validate(
             await self._call("POST", "/api/worker/claim", json=body)
         ).job
@@ -141,8 +146,10 @@ class RemoteHub:
         )  # fmt: skip
 
     async def wait(self, timeout: float) -> None:
-        # The claim itself waited on the server (a long poll): ask again at once.
-        await asyncio.sleep(0)
+        # The claim itself waited on the server (a long poll): ask again at once, but
+        # not more than once a second, should the API not hold claims at all.
+        since = time.monotonic() - self._claim_started
+        await asyncio.sleep(max(0.0, min(timeout, MIN_CLAIM_INTERVAL - since)))
 
     def _job(self, claim: Claim, what: str) -> str:
         return f"/api/worker/jobs/{quote(claim.job_id, safe='')}/{what}"

@@ -7,6 +7,7 @@ the job was claimed again), each write of the stale lease is refused with 409
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Any
@@ -15,7 +16,11 @@ import httpx
 import pytest
 
 from reelscribe.backends.db import workers
-from tests.integration.api.conftest import MEDIA_URL, Live
+from reelscribe.backends.faults import is_transient
+from reelscribe.backends.queue import LeaseLost
+from reelscribe.errors import NetworkError
+from reelscribe.hub.remote import RemoteApiError, RemoteHub
+from tests.integration.api.conftest import MEDIA_URL, Live, _bound_socket
 
 
 def worker_client(live: Live, admin: httpx.Client, name: str = "gpu") -> httpx.Client:
@@ -164,3 +169,43 @@ def test_fencing_on_postgres_and_redis(live: Live, admin: httpx.Client) -> None:
         again = worker.post(f"{path}/heartbeat", json={"lease": job["lease"]})
         assert again.json()["error"]["code"] == "lease_lost"
         assert claim(worker, "w", lease=30.0)["id"] == job_id  # released: due again at once
+
+
+def test_remote_hub_translates_answers(live: Live, admin: httpx.Client) -> None:
+    """The client side: 409 lease_lost is LeaseLost, a refused key a RemoteApiError
+    (not retried), an unreachable API a transient NetworkError; no message holds the key."""
+    job_id = admin.post("/api/jobs", json={"source": {"url": MEDIA_URL}}).json()["id"]
+    with worker_client(live, admin) as worker:
+        token = worker.headers["Authorization"].removeprefix("Bearer ")
+
+    async def scenario() -> list[BaseException]:
+        errors: list[BaseException] = []
+        async with RemoteHub(live.base_url, token, claim_wait=1.0) as hub:
+            claim = await hub.claim("hub-test", 30.0)
+            assert claim is not None
+            assert claim.job_id == job_id
+            assert claim.spec["source"]["url"] == MEDIA_URL
+            assert await hub.heartbeat(claim) is False
+            await hub.release(claim)
+            with pytest.raises(LeaseLost) as lost:
+                await hub.heartbeat(claim)
+            errors.append(lost.value)
+        async with RemoteHub(live.base_url, token + "x") as hub:
+            with pytest.raises(RemoteApiError) as refused:
+                await hub.claim("hub-test", 30.0)
+            assert refused.value.status == 401
+            assert not is_transient(refused.value)
+            errors.append(refused.value)
+        sock = _bound_socket()  # bound, never listening: refused
+        with sock:
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            async with RemoteHub(url, token) as hub:
+                with pytest.raises(NetworkError) as down:
+                    await hub.claim("hub-test", 30.0)
+                assert is_transient(down.value)
+                errors.append(down.value)
+        return errors
+
+    for error in asyncio.run(scenario()):
+        assert token not in str(error)
+        assert token not in repr(error)
