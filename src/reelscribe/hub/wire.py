@@ -98,9 +98,10 @@ class FailRequest(LeaseRef):
 
 
 class WorkerBeatIn(BaseModel):
+    # Bounded to what the workers table's integer columns hold.
     host: str = Field(max_length=255)
-    pid: int
-    slots: int = Field(ge=0)
-    busy: int = Field(ge=0)
-    claim_age: float | None = Field(None, ge=0)
+    pid: int = Field(ge=0, le=2**31 - 1)
+    slots: int = Field(ge=0, le=100_000)
+    busy: int = Field(ge=0, le=100_000)
+    claim_age: float | None = Field(None, ge=0, le=10**9)
     claim_failing: bool = False
