@@ -19,6 +19,7 @@ from reelscribe.backends.db.workers import WorkerBeat
 from reelscribe.hub.wire import (
     LEASE_HEADER,
     LEASE_MAX_CHARS,
+    WORKER_ID_MAX_CHARS,
     ClaimAnswer,
     ClaimedJob,
     ClaimRequest,
@@ -38,7 +39,9 @@ router = APIRouter(
     prefix="/api/worker", tags=["worker"], responses=error_responses(400, 401, 403, 422)
 )
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job id")]
-WorkerId = Annotated[str, Path(min_length=1, max_length=200, description="The worker id")]
+WorkerId = Annotated[
+    str, Path(min_length=1, max_length=WORKER_ID_MAX_CHARS, description="The worker id")
+]
 _FENCED = error_responses(409)  # 409 lease_lost: another worker holds the job now
 
 

@@ -17,10 +17,14 @@ from pydantic import BaseModel, Field
 LEASE_MAX_CHARS = 2048
 #: Header that carries the lease where the body is a file (``PUT …/outputs/{sha256}``).
 LEASE_HEADER = "X-Reelscribe-Lease"
+#: The workers table holds 128 characters of id, "remote:" and the worker's own.
+WORKER_ID_MAX_CHARS = 120
 
 
 class ClaimRequest(BaseModel):
-    worker_id: str = Field(min_length=1, max_length=200, description="The worker's own id.")
+    worker_id: str = Field(
+        min_length=1, max_length=WORKER_ID_MAX_CHARS, description="The worker's own id."
+    )
     lease_seconds: float = Field(10.0, ge=2, le=3600, description="Lease length asked for.")
     wait: float = Field(10.0, ge=0, le=30, description="Seconds to wait for a due job.")
 
