@@ -697,10 +697,36 @@ def worker(
         int | None, typer.Option(help="Jobs at once (REELSCRIBE_WORKER_CONCURRENCY).")
     ] = None,
     burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            help="Work for the API at this URL over HTTP only (REELSCRIBE_REMOTE_URL), with "
+            "a 'worker' key in REELSCRIBE_REMOTE_TOKEN; no database, queue or storage "
+            "settings needed."
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: claim jobs from the queue and process them."""
-    settings = _service_settings(worker_concurrency=concurrency)
+    settings = _service_settings(worker_concurrency=concurrency, remote_url=remote)
+    if settings.remote_url:
+        _run_remote_worker(settings, burst=burst)
+        return
     _run_service(settings, role="worker", api=False, workers=1, burst=burst)
+
+
+def _run_remote_worker(settings: Settings, *, burst: bool) -> None:
+    import asyncio
+
+    from reelscribe.logs import configure
+    from reelscribe.service.processes import run_remote_worker
+
+    configure()
+
+    def ready(url: str) -> None:
+        typer.echo(f"reelscribe worker for {url} started "
+                   f"({settings.worker_concurrency} slots, HTTP only)")  # fmt: skip
+
+    asyncio.run(run_remote_worker(settings, burst=burst, on_ready=ready))
 
 
 def _metadata(pairs: list[str]) -> dict[str, str]:

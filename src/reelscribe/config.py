@@ -258,6 +258,21 @@ class Settings(BaseSettings):
     scratch_sweep_seconds: float = Field(
         600.0, gt=0, description="How often a worker sweeps orphaned job scratch folders."
     )
+    remote_url: str | None = Field(
+        None,
+        description="API base URL of a remote worker (`reelscribe worker --remote`): it then "
+        "needs only HTTP, no database, queue or storage settings.",
+    )
+    remote_token: SecretStr | None = Field(
+        None, description="A remote worker's API key, of the 'worker' scope (never logged)."
+    )
+    remote_claim_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=30,
+        description="How long a remote worker's claim waits on the API "
+        "for a due job (a long poll); on the API, the longest it lets a claim wait.",
+    )
     embedded_workers: int = Field(
         1, ge=0, description="Worker tasks `reelscribe serve` runs inside the API process."
     )

@@ -9,15 +9,21 @@ progress callback, which raises :class:`JobAborted` at the next report (download
 report each read, ASR each segment), and through ffmpeg's abort check, which kills a
 running ffmpeg within a fraction of a second (see :func:`reelscribe.media.ffmpeg.abort_check`).
 
-No outage of the database, queue or storage ends a worker or one of its slots: every
-call is retried with capped exponential backoff and jitter (see
-:mod:`reelscribe.backends.faults`). Each worker writes a heartbeat row (the
+Everything the worker asks of the service goes through a :class:`~reelscribe.hub.Hub`:
+the local one (this process holds the queue, database and storage) or the remote one
+(``reelscribe worker --remote``: only the API's URL and a worker key). The code here,
+the pipeline's, is the same for both.
+
+No outage of the database, queue, storage (or, remotely, the API) ends a worker or
+one of its slots: every call is retried with capped exponential backoff and jitter
+(see :mod:`reelscribe.backends.faults`). Each worker writes a heartbeat row (the
 ``workers`` table) that ``/readyz`` and ``/metrics`` read, and sweeps the scratch
 folders of dead workers (:mod:`reelscribe.service.scratch`).
 
-Results are stored under ``results/<job id>/<sha256[:16]>/<file name>``: the key is
-content-addressed within the job, so an attempt that produces what a crashed attempt
-already stored reuses the stored object, and deleting a job deletes one prefix.
+Results are stored under ``results/<job id>/<sha256[:16]>/<file name>``
+(:func:`reelscribe.hub.result_key`): the key is content-addressed within the job, so an
+attempt that produces what a crashed attempt already stored reuses the stored object,
+and deleting a job deletes one prefix.
 """
 
 from __future__ import annotations
@@ -36,23 +42,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from reelscribe.asr.engine import EngineOptions, load_model
 from reelscribe.backends.db import workers
-from reelscribe.backends.db.enums import EventKind, JobStatus
-from reelscribe.backends.db.schema import UploadRow
+from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
 from reelscribe.backends.queue import Claim, LeaseLost
-from reelscribe.backends.storage import BlobStore
+from reelscribe.config import Settings
 from reelscribe.errors import (
     ContentBlockedError,
     InvalidInputError,
     ProcessingError,
     ReelscribeError,
 )
-from reelscribe.files import sha256_file
-from reelscribe.formats import FORMATS, render
+from reelscribe.formats import render
+from reelscribe.hub import Hub
+from reelscribe.hub.local import LocalHub, store_output
 from reelscribe.media.ffmpeg import abort_check
 from reelscribe.pipeline.plan import PlannedStage
 from reelscribe.pipeline.runner import PipelineResult, StageLimits, run
@@ -60,7 +64,8 @@ from reelscribe.progress import Progress
 from reelscribe.service import scratch
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec, to_plan
-from reelscribe.service.steps import record
+
+__all__ = ["CANCEL_GRACE", "JobAborted", "Worker", "run_worker", "store_output"]
 
 log = logging.getLogger("reelscribe.worker")
 
@@ -141,9 +146,24 @@ class _Live:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, worker_id: str | None = None) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
+    """Runs jobs from ``hub`` (a :class:`Runtime` means a :class:`LocalHub` over it);
+    ``settings`` (default: the runtime's) are this process's: model, concurrency,
+    lease and heartbeat intervals."""
+
+    def __init__(
+        self,
+        hub: Hub | Runtime,
+        settings: Settings | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        if isinstance(hub, Runtime):
+            settings = settings or hub.settings
+            hub = LocalHub(hub)
+        if settings is None:
+            raise TypeError("a worker over a remote hub needs its settings")
+        self.hub: Hub = hub
+        self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.limits = StageLimits.of(
             self.settings.asr_concurrency, self.settings.encode_concurrency
@@ -172,7 +192,7 @@ class Worker:
             with contextlib.suppress(BaseException):
                 await beat
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(workers.forget(self.runtime.engine, self.worker_id), 2.0)
+                await asyncio.wait_for(self.hub.forget(self.worker_id), 2.0)
 
     def _warm_up(self) -> None:
         # The model is loaded once per process; a broken model fails jobs, not the worker.
@@ -195,7 +215,7 @@ class Worker:
                 claim_failing=self.claim_failing,
             )  # fmt: skip
             try:
-                await workers.publish(self.runtime.engine, beat)
+                await self.hub.publish(beat)
             except Exception as exc:
                 await asyncio.sleep(min(retrier.failed(exc), self.settings.worker_beat_seconds))
                 continue
@@ -206,13 +226,12 @@ class Worker:
             await asyncio.sleep(self.settings.worker_beat_seconds)
 
     async def _slot(self, burst: bool) -> None:
-        queue = self.runtime.queue
         retrier = Retrier(f"worker {self.worker_id}: claim", log,
                           cap=self.settings.backend_retry_max_seconds)  # fmt: skip
         while not self.stop.is_set():
             self.last_claim = time.monotonic()
             try:
-                claim = await queue.claim(self.worker_id, self.settings.lease_seconds)
+                claim = await self.hub.claim(self.worker_id, self.settings.lease_seconds)
                 if claim is None:
                     retrier.succeeded()
                     self.claim_failing = False
@@ -229,7 +248,6 @@ class Worker:
             self.busy += 1
             try:
                 await self.process(claim)
-                self.runtime.changes.notify(claim.job_id)  # it ended (or moved on)
             except Exception as exc:  # the database went away mid-job, say: keep the slot
                 # The lease runs out and the job is claimed again; pause before the
                 # next claim so a broken backend is not hammered.
@@ -242,7 +260,7 @@ class Worker:
             self.jobs_done += 1
 
     async def _wait(self) -> None:
-        waiter = asyncio.ensure_future(self.runtime.queue.wait(5.0))
+        waiter = asyncio.ensure_future(self.hub.wait(5.0))
         stopper = asyncio.ensure_future(self.stop.wait())
         try:
             await asyncio.wait({waiter, stopper}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
@@ -254,13 +272,13 @@ class Worker:
             await sleep_unless(self.stop, 0.2)
 
     async def process(self, claim: Claim) -> None:
-        queue = self.runtime.queue
+        hub = self.hub
         log.info("job %s: attempt %d on %s", claim.job_id, claim.attempt, self.worker_id)
         try:
             spec = JobSpec.model_validate(claim.spec)
         except ValueError as exc:
             invalid = InvalidInputError(f"invalid job spec: {exc}")
-            await self._settle(claim, "fail", lambda: queue.fail(claim, invalid, retryable=False))
+            await self._settle(claim, "fail", lambda: hub.fail(claim, invalid, retryable=False))
             return
         live = _Live(weights={})
         # Removed only after the pipeline thread has ended (_run_pipeline waits for it).
@@ -278,8 +296,7 @@ class Worker:
                     return
                 live.switch(None)
                 await self._settle(claim, "report", lambda: self._report(claim, live))
-                await self._settle(claim, "complete", lambda: queue.complete(
-                    claim, result, retain_seconds=self.settings.retention_seconds))  # fmt: skip
+                await self._settle(claim, "complete", lambda: hub.complete(claim, result))
                 return
             if isinstance(outcome, ContentBlockedError):
                 await self._blocked(claim, outcome, live)
@@ -373,7 +390,7 @@ class Worker:
             if lost:
                 continue
             try:
-                if await self.runtime.queue.heartbeat(claim):
+                if await self.hub.heartbeat(claim):
                     live.abort("cancelled")
                     await asyncio.wait({task}, timeout=CANCEL_GRACE)
                     if not task.done():
@@ -404,25 +421,23 @@ class Worker:
 
         outputs: dict[str, Any] = {}
         if blocked.path is not None and blocked.path.is_file():
-            stored = await store_output(self.runtime.storage, claim.job_id, "moderation",
-                                        blocked.path)  # fmt: skip
+            stored = await self.hub.store_output(claim, "moderation", blocked.path)
             outputs["moderation"] = stored
         result = {"blocked": True, "outputs": outputs,
                   "analysis": analysis_summary(None, blocked.report)}  # fmt: skip
         live.switch(None)
         await self._settle(claim, "report", lambda: self._report(claim, live))
         log.info("job %s blocked by content moderation", claim.job_id)
-        await self._settle(claim, "complete", lambda: self.runtime.queue.complete(
-            claim, result, status=JobStatus.BLOCKED))  # fmt: skip
+        # "blocked" in the result ends the job blocked (see hub.local.finish).
+        await self._settle(claim, "complete", lambda: self.hub.complete(claim, result))
 
     async def _report(self, claim: Claim, live: _Live) -> None:
         progress, stage, message, events = live.snapshot()
-        await record(self.runtime.engine, claim, progress=progress, stage=stage,
-                     message=message, events=events)  # fmt: skip
-        self.runtime.changes.notify(claim.job_id)
+        await self.hub.report(claim, progress=progress, stage=stage, message=message,
+                              events=events)  # fmt: skip
 
     async def _end(self, claim: Claim, exc: BaseException) -> None:
-        queue = self.runtime.queue
+        queue = self.hub
         if isinstance(exc, JobAborted):
             if exc.message == "cancelled":
                 await self._settle(claim, "cancelled", lambda: queue.cancelled(claim))
@@ -442,32 +457,15 @@ class Worker:
 
     async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> str:
         if spec.source.url is not None:
-            return spec.source.url
-        async with self.runtime.engine.connect() as conn:
-            upload = (await conn.execute(
-                select(UploadRow).where(UploadRow.id == spec.source.upload_id)
-            )).one_or_none()  # fmt: skip
-        if upload is None or upload.storage_key is None or upload.state != "complete":
-            raise InvalidInputError(f"upload {spec.source.upload_id} is missing or incomplete")
-        name = Path(upload.filename).name.lstrip(".") or "upload"
-        path = tmp / "source" / name
-        path.parent.mkdir(parents=True, exist_ok=True)  # exists when this is a retry
-        path.unlink(missing_ok=True)
-        local = self.runtime.storage.local_path(upload.storage_key)
-        if local is not None:
-            # Same machine: a link (under the user's file name, which names the outputs)
-            # instead of a copy of what may be gigabytes.
-            path.symlink_to(local)
-            return str(path)
-        with path.open("wb") as fh:
-            async for chunk in self.runtime.storage.get_stream(upload.storage_key):
-                fh.write(chunk)
-        return str(path)
+            return spec.source.url  # fetched by the pipeline, wherever the worker runs
+        if spec.source.upload_id is None:
+            raise InvalidInputError("the job names no source")
+        return str(await self.hub.source(claim, spec.source.upload_id, tmp / "source"))
 
     async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
         outputs: dict[str, Any] = {}
         for name, path in result.outputs.items():
-            outputs[name] = await store_output(self.runtime.storage, claim.job_id, name, path)
+            outputs[name] = await self.hub.store_output(claim, name, path)
         summary = result.summary()
         summary["outputs"] = outputs
         if result.transcript is not None:
@@ -479,32 +477,9 @@ class Worker:
                 # A transcript means some output was written; its folder is the job's.
                 doc = next(iter(result.outputs.values())).parent / "transcript.json"
                 doc.write_text(render(result.transcript, "json"), encoding="utf-8")
-                stored = await store_output(self.runtime.storage, claim.job_id, "json", doc)
+                stored = await self.hub.store_output(claim, "json", doc)
                 summary["transcript_key"] = stored["key"]
         return summary
-
-
-async def store_output(storage: BlobStore, job_id: str, name: str, path: Path) -> dict[str, Any]:
-    """Stores one output under ``results/<job>/<sha256[:16]>/<file name>`` (moved, not
-    copied: the caller's file is gone afterwards) and describes it for the result."""
-    digest = await asyncio.to_thread(sha256_file, path)
-    key = f"results/{job_id}/{digest[:16]}/{path.name}"
-    content_type = _content_type(name, path)
-    size = path.stat().st_size
-    if not await storage.exists(key):  # a repeated step reuses what is stored
-        await storage.put_file(key, path, content_type, move=True, sha256=digest)
-    return {"key": key, "filename": path.name, "size": size, "sha256": digest,
-            "content_type": content_type}  # fmt: skip
-
-
-def _content_type(name: str, path: Path) -> str:
-    if name == "moderation":
-        return "application/json"
-    if name == "chapters":
-        return "text/plain; charset=utf-8"
-    if name in FORMATS:
-        return FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
-    return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"
 
 
 async def run_worker(

@@ -24,6 +24,7 @@ from reelscribe.api import (
     ui,
     uploads,
     v1,
+    worker,
 )
 from reelscribe.api.accesslog import AccessLog
 from reelscribe.api.deps import Services
@@ -47,7 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health, ui, v1):
+    for module in (jobs, events, uploads, keys, blobs, health, ui, v1, worker):
         app.include_router(module.router)
     errors.install(app)
     v1.errors.install(app)  # OpenAI's error shape on /v1, over the handlers above

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from reelscribe.service.auth import ApiKey, ForbiddenError, KeyService, Scope
 from reelscribe.service.direct_uploads import DirectUploadService
+from reelscribe.service.gateway import WorkerGateway
 from reelscribe.service.jobs import JobService
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.uploads import UploadService
@@ -30,13 +31,15 @@ class Services:
     uploads: UploadService
     jobs: JobService
     direct_uploads: DirectUploadService
+    gateway: WorkerGateway
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
         keys = KeyService(runtime.engine, runtime.settings)
         uploads = UploadService(runtime)
         jobs = JobService(runtime, keys, uploads)
-        return cls(runtime, keys, uploads, jobs, DirectUploadService(runtime, uploads))
+        return cls(runtime, keys, uploads, jobs, DirectUploadService(runtime, uploads),
+                   WorkerGateway(runtime))  # fmt: skip
 
 
 # The dependencies are coroutines although they do not wait: FastAPI runs a plain
@@ -67,11 +70,16 @@ async def get_keys(request: Request) -> KeyService:
     return get_services(request).keys
 
 
+async def get_gateway(request: Request) -> WorkerGateway:
+    return get_services(request).gateway
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
 DirectUploadsDep = Annotated[DirectUploadService, Depends(get_direct_uploads)]
+GatewayDep = Annotated[WorkerGateway, Depends(get_gateway)]
 
 # auto_error=False: a missing key is answered by KeyService (401 in our error shape,
 # or anonymous access where allowed), not by FastAPI's own 403.
@@ -100,6 +108,22 @@ def require(scope: Scope) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     return check
 
 
+async def worker_key(
+    request: Request,
+    keys: KeysDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_api_key)],
+) -> ApiKey:
+    """The ``worker`` scope, without the request rate limit: a running job heartbeats
+    and reports twice a second, and a worker key can do nothing else."""
+    key = await keys.authenticate(bearer.credentials if bearer is not None else header)
+    request.state.key_id = key.id
+    if not key.allows("worker"):
+        raise ForbiddenError("this API key lacks the 'worker' scope")
+    return key
+
+
 ReadKey = Annotated[ApiKey, Depends(require("read"))]
 SubmitKey = Annotated[ApiKey, Depends(require("submit"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+WorkerKey = Annotated[ApiKey, Depends(worker_key)]

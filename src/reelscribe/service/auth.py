@@ -5,6 +5,7 @@ leaked database does not leak keys. A key holds scopes::
 
     read     GET jobs, steps, events, results, uploads
     submit   create, cancel, retry and delete jobs; upload media
+    worker   run jobs: the /api/worker endpoints of remote workers, nothing else
     admin    everything, every caller's jobs, and managing keys
 
 Limits are per key: requests per minute (a sliding window kept **in this process**,
@@ -40,7 +41,7 @@ from reelscribe.backends.db.types import utcnow
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, UserError
 
-Scope = Literal["read", "submit", "admin"]
+Scope = Literal["read", "submit", "worker", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 SECRET_PREFIX = "rsk_"  # noqa: S105 (a marker that makes keys recognisable, no secret)
 

@@ -248,3 +248,50 @@ async def _run_parts(
     log.info("shutting down")
     await asyncio.gather(*worker_tasks, return_exceptions=True)
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_remote_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    on_ready: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
+    """Runs a worker that reaches the service only through its HTTP API
+    (``settings.remote_url``, with the ``worker``-scope key ``settings.remote_token``):
+    no database, queue or storage is opened here. The model is loaded once; an API
+    that is down is ridden out like any outage (see :mod:`reelscribe.hub.remote`)."""
+    from reelscribe.errors import InvalidInputError
+    from reelscribe.hub.remote import RemoteHub
+    from reelscribe.media.ffmpeg import MediaTools, configure
+    from reelscribe.worker import Worker
+
+    if not settings.remote_url:
+        raise InvalidInputError("a remote worker needs --remote URL (REELSCRIBE_REMOTE_URL)")
+    if settings.remote_token is None:
+        raise InvalidInputError(
+            "a remote worker needs a 'worker' API key in REELSCRIBE_REMOTE_TOKEN"
+        )
+    stop = asyncio.Event()
+    _on_signals(stop)
+    configure(MediaTools.from_settings(settings))  # ffmpeg, encoder, VAAPI device
+    hub = RemoteHub(settings.remote_url, settings.remote_token.get_secret_value(),
+                    timeout=settings.http_timeout,
+                    claim_wait=settings.remote_claim_wait_seconds)  # fmt: skip
+    retrier = Retrier("remote worker", log, cap=settings.backend_retry_max_seconds)
+    async with hub:
+        if on_ready is not None:
+            result = on_ready(hub.base_url)
+            if asyncio.iscoroutine(result):
+                await result
+        while True:
+            worker = Worker(hub, settings)
+            worker.stop = stop
+            try:
+                await worker.run(burst=burst)
+            except Exception as exc:  # a bug: outages never end a worker
+                log.error("the worker ended unexpectedly; starting it again", exc_info=exc)
+                if await sleep_unless(stop, retrier.failed(exc)):
+                    return
+                continue
+            if burst or stop.is_set():
+                return

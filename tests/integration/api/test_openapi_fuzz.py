@@ -53,8 +53,10 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     with sock:
         # No worker runs here: jobs the fuzzer submits wait, and /readyz would rightly
         # turn unready after worker_stale_seconds (a 503 schemathesis calls a failure).
+        # A remote worker's claim is a long poll: kept short, or each example waits.
         config = settings_for(root, sock.getsockname()[1], rate_limit_per_minute=1_000_000,
-                              worker_stale_seconds=86400.0)  # fmt: skip
+                              worker_stale_seconds=86400.0,
+                              remote_claim_wait_seconds=0.05)  # fmt: skip
         with serve(config, sock) as live:
             with live.client() as admin:
                 body = {"name": "fuzz", "scopes": ["admin"], "rate_limit_per_minute": 1_000_000}
