@@ -41,10 +41,9 @@ from reelscribe.backends.queue import Claim, LeaseLost
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
 from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
 from reelscribe.hub.base import StepEvent, result_key
-from reelscribe.hub.local import finish
+from reelscribe.hub.local import LocalHub
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.runtime import Runtime
-from reelscribe.service.steps import record
 
 #: Worker liveness rows written here carry this prefix (``/readyz`` tells them apart).
 REMOTE_PREFIX = "remote:"
@@ -83,6 +82,8 @@ def _unb64(text: str) -> bytes:
 class WorkerGateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        # Once a lease is checked, a remote worker's calls are a local worker's.
+        self.local = LocalHub(runtime)
         self._mac_key = hashlib.sha256(_DOMAIN + runtime.secret.encode()).digest()
 
     # --- leases -------------------------------------------------------------------
@@ -151,7 +152,7 @@ class WorkerGateway:
             await queue.wait(left)
 
     async def heartbeat(self, claim: Claim) -> bool:
-        return await self.runtime.queue.heartbeat(claim)
+        return await self.local.heartbeat(claim)
 
     async def report(
         self,
@@ -162,13 +163,12 @@ class WorkerGateway:
         message: str,
         events: list[StepEvent],
     ) -> None:
-        await record(self.runtime.engine, claim, progress=progress, stage=stage,
-                     message=message, events=events)  # fmt: skip
-        self.runtime.changes.notify(claim.job_id)
+        await self.local.report(claim, progress=progress, stage=stage, message=message,
+                                events=events)  # fmt: skip
 
     async def complete(self, claim: Claim, result: dict[str, Any]) -> None:
         await self._check_result(claim.job_id, result)
-        await finish(self.runtime, claim, result)
+        await self.local.complete(claim, result)
 
     async def fail(self, claim: Claim, error: RemoteFailure) -> JobStatus:
         status = await self.runtime.queue.fail(claim, error, retryable=error.retryable)
@@ -176,12 +176,10 @@ class WorkerGateway:
         return status
 
     async def release(self, claim: Claim) -> None:
-        await self.runtime.queue.release(claim)
-        self.runtime.changes.notify(claim.job_id)
+        await self.local.release(claim)
 
     async def cancelled(self, claim: Claim) -> None:
-        await self.runtime.queue.cancelled(claim)
-        self.runtime.changes.notify(claim.job_id)
+        await self.local.cancelled(claim)
 
     # --- media in and out -------------------------------------------------------------
 
