@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     model: str = Field(
         "base", description="Whisper model: a directory, a packaged name or a hub name."
     )
+    model_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated model names jobs may ask for; empty = the models this "
+        "server already has (the default, the packaged ones, hub models in its cache).",
+    )
+    model_cache_size: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Whisper models a process keeps loaded (least recently used evicted first).",
+    )
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
     compute_type: str = Field(
         "default", description="CTranslate2 compute type; 'default' = int8 on CPU, float16 on GPU."
@@ -326,7 +337,7 @@ class Settings(BaseSettings):
             return labels
         return value
 
-    @field_validator("allowed_networks", mode="before")
+    @field_validator("allowed_networks", "model_allowlist", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):

@@ -17,6 +17,7 @@ edges (CLI, HTTP API, worker) can decide what to do without knowing the details:
     │   │   └── TooManyRedirectsError    a redirect loop or chain too long     "too_many_redirects"
     │   ├── MediaError                   corrupt media, no usable stream       "media_error"
     │   ├── ModelUnavailableError        the Whisper model cannot be had       "model_unavailable"
+    │   ├── ModelNotAllowedError         a job named a model not allowed here  "model_not_allowed"
     │   ├── ContentBlockedError          moderation found unsafe frames (block) "content_blocked"
     │   └── ExtraNotInstalledError       an optional extra is missing          "extra_not_installed"
     ├── TransientError                   may succeed later: retry with backoff
@@ -110,6 +111,12 @@ class MediaError(UserError):
 
 class ModelUnavailableError(UserError):
     code = "model_unavailable"
+
+
+class ModelNotAllowedError(UserError):
+    """A job named a model outside the server's allowlist (or a path): HTTP 422."""
+
+    code = "model_not_allowed"
 
 
 class ContentBlockedError(UserError):

@@ -20,6 +20,7 @@ from reelscribe.api import (
     jobs,
     keys,
     limits,
+    models,
     openapi,
     ui,
     uploads,
@@ -48,7 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health, ui, v1, worker):
+    for module in (jobs, events, uploads, keys, blobs, health, ui, models, v1, worker):
         app.include_router(module.router)
     errors.install(app)
     v1.errors.install(app)  # OpenAI's error shape on /v1, over the handlers above

@@ -53,6 +53,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upload_parts_missing": 409,
     "lease_lost": 409,
     "gone": 410,
+    "model_not_allowed": 422,
     "upload_too_large": 413,
     "range_not_satisfiable": 416,
     "rate_limited": 429,

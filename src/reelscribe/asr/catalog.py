@@ -18,9 +18,13 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reelscribe.errors import ModelUnavailableError
 from reelscribe.files import sha256_file
+
+if TYPE_CHECKING:
+    from reelscribe.config import Settings
 
 OFFLINE_EXTRA_HINT = "pip install 'reelscribe[offline-models]'"
 
@@ -174,3 +178,38 @@ def unavailable_hint(name: str) -> str:
         f"REELSCRIBE_MODEL to a CTranslate2 model directory, or pre-download it on a machine "
         f"with internet into REELSCRIBE_MODELS_DIR/hub"
     )
+
+
+def cached_hub_models(models_dir: Path) -> list[str]:
+    """Hub models faster-whisper has already downloaded into ``models_dir/hub``."""
+    hub = models_dir.expanduser() / "hub"
+    if not hub.is_dir():
+        return []
+    return [name for name in HUB_MODELS if any(hub.glob(f"models--*faster-whisper-{name}"))]
+
+
+def available_models(settings: Settings) -> list[str]:
+    """The model names this server can run without a download, default first."""
+    names = [settings.model]
+    names += [name for name, packaged in PACKAGED_MODELS.items() if packaged.installed()]
+    names += cached_hub_models(settings.models_dir)
+    return list(dict.fromkeys(names))
+
+
+def allowed_models(settings: Settings) -> list[str]:
+    """What a job may name: ``REELSCRIBE_MODEL_ALLOWLIST``, else the models this server
+    already has (so no job can make a worker download gigabytes or probe its disk)."""
+    return list(settings.model_allowlist) or available_models(settings)
+
+
+def check_job_model(settings: Settings, name: str) -> str:
+    """``name`` when a job may use it; never a filesystem path, whatever the allowlist."""
+    from reelscribe.errors import ModelNotAllowedError
+
+    allowed = allowed_models(settings)
+    is_path = "/" in name or "\\" in name or name.startswith((".", "~"))
+    if is_path or name not in allowed:
+        raise ModelNotAllowedError(
+            f"model {name!r} is not available on this server; choose from {', '.join(allowed)}"
+        )
+    return name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,16 @@ class EngineOptions:
     compute_type: str = "default"  # "default": int8 on CPU, float16 on CUDA
     cpu_threads: int = 0
     models_dir: Path = Path("~/.cache/reelscribe/models")
+    #: Models a process keeps loaded (``REELSCRIBE_MODEL_CACHE_SIZE``); each costs
+    #: hundreds of MB to GBs, so loading one more evicts the least recently used.
+    cache_size: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings, model: str | None = None) -> EngineOptions:
         """The configured engine; ``model`` (a name or directory) replaces the default."""
         return cls(
             model=model or settings.model,
+            cache_size=settings.model_cache_size,
             device=settings.device,
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
@@ -45,7 +50,8 @@ class LoadedModel:
     info: ModelInfo
 
 
-_cache: dict[tuple[str, str, str, int], LoadedModel] = {}
+#: Loaded models, least recently used first (an OrderedDict as an LRU list).
+_cache: OrderedDict[tuple[str, str, str, int], LoadedModel] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -86,7 +92,16 @@ def load_model(options: EngineOptions) -> LoadedModel:
         if loaded is None:
             loaded = _load(resolved, device, compute_type, options.cpu_threads, models_dir)
             _cache[key] = loaded
+            while len(_cache) > max(1, options.cache_size):
+                _cache.popitem(last=False)  # the least recently used goes
+        _cache.move_to_end(key)
     return loaded
+
+
+def loaded_models() -> list[ModelInfo]:
+    """What this process holds, least recently used first."""
+    with _lock:
+        return [m.info for m in _cache.values()]
 
 
 def _load(

@@ -30,6 +30,7 @@ import anyio
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from reelscribe.asr.catalog import check_job_model
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
 from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.queue import JobNotFoundError
@@ -175,6 +176,8 @@ class JobService:
         if existing is not None:
             return self._same_request(existing, document), False
         await self._check_limits(spec)
+        if spec.options.model is not None:
+            check_job_model(self.settings, spec.options.model)
         await self._check_source(spec, caller)
         # One quota check and insert at a time per key in this process: two requests
         # must not both spend the same remaining minutes.

@@ -148,8 +148,11 @@ class JobSpec(BaseModel):
 def to_plan(spec: JobSpec, source: str, settings: Settings) -> JobPlan:
     """The plan a worker runs for a job; ``source`` is the URL or the local path of the
     upload."""
+    from reelscribe.asr.catalog import check_job_model
     from reelscribe.pipeline.plan import build_plan
 
+    if spec.options.model is not None:  # also here: a job stored before the allowlist
+        check_job_model(settings, spec.options.model)
     return build_plan(
         source,
         spec.options,

@@ -18,11 +18,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from reelscribe.asr.catalog import allowed_models
 from reelscribe.backends.db import JobRow, JobStatus
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
@@ -109,32 +109,12 @@ def _user_fault(code: str) -> bool:
     return False
 
 
-def cached_hub_models(models_dir: Path) -> list[str]:
-    """Hub models faster-whisper has already downloaded into ``models_dir/hub``."""
-    from reelscribe.asr.catalog import HUB_MODELS
-
-    hub = models_dir / "hub"
-    if not hub.is_dir():
-        return []
-    return [name for name in HUB_MODELS if any(hub.glob(f"models--*faster-whisper-{name}"))]
-
-
-def available_models(settings: Settings) -> list[str]:
-    """The model names this server can run without a download, default first."""
-    from reelscribe.asr.catalog import PACKAGED_MODELS
-
-    names = [settings.model]
-    names += [name for name, packaged in PACKAGED_MODELS.items() if packaged.installed()]
-    names += cached_hub_models(settings.models_dir)
-    return list(dict.fromkeys(names))
-
-
 def resolve_model(settings: Settings, name: str) -> str | None:
     """The model a request names: None (the default) for ``whisper-1`` or the default's
     own name, the name itself for another model the server has."""
     if name in (OPENAI_MODEL, settings.model):
         return None
-    if name in available_models(settings):
+    if name in allowed_models(settings):
         return name
     raise ModelNotFoundError(f"The model '{name}' does not exist or you do not have access to it.")
 

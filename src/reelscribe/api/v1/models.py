@@ -12,11 +12,8 @@ from fastapi import APIRouter, Request
 
 from reelscribe.api.deps import get_services
 from reelscribe.api.v1.audio import ReaderKey
-from reelscribe.service.transcriptions import (
-    OPENAI_MODEL,
-    ModelNotFoundError,
-    available_models,
-)
+from reelscribe.asr.catalog import allowed_models
+from reelscribe.service.transcriptions import OPENAI_MODEL, ModelNotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 
@@ -28,7 +25,7 @@ def _model(name: str) -> dict[str, Any]:
 
 def _names(request: Request) -> list[str]:
     settings = get_services(request).runtime.settings
-    return list(dict.fromkeys([OPENAI_MODEL, *available_models(settings)]))
+    return list(dict.fromkeys([OPENAI_MODEL, *allowed_models(settings)]))
 
 
 @router.get("/models", summary="List models (OpenAI-compatible)")
