@@ -641,3 +641,27 @@ def _counting(
         return made
 
     return counted
+
+
+@pytest.mark.anyio
+async def test_an_outage_is_logged_once_and_the_dispatcher_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that cannot be reached (a folder that does not exist) makes every round
+    fail: one warning when it starts, no traceback per round, and the loop keeps going."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
+    stop = asyncio.Event()
+    caplog.set_level("DEBUG", logger="reelscribe")
+    try:
+        task = asyncio.create_task(dispatcher(engine).run(stop, interval=0.02))
+        await asyncio.sleep(1.0)
+        assert not task.done()  # still running through the outage
+        stop.set()
+        await asyncio.wait_for(task, 5.0)
+    finally:
+        await engine.dispose()
+    failures = [r for r in caplog.records if "webhook dispatch" in r.getMessage()]
+    loud = [r for r in failures if r.levelname in ("WARNING", "ERROR")]
+    assert len(failures) >= 3  # it did retry
+    assert len(loud) == 1
+    assert "retrying with backoff" in loud[0].getMessage()

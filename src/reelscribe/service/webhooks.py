@@ -74,6 +74,7 @@ from reelscribe.backends.db.enums import JobStatus
 from reelscribe.backends.db.schema import JobRow, WebhookAttemptRow, WebhookDeliveryRow
 from reelscribe.backends.db.store import new_job_id
 from reelscribe.backends.db.types import utc_after, utcnow
+from reelscribe.backends.faults import Retrier
 from reelscribe.backends.queue.base import Backoff
 from reelscribe.errors import BlockedURLError, ReelscribeError
 from reelscribe.netguard import Allowlist, URLGuard, guarded_transport
@@ -530,18 +531,24 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Sweeps and delivers until ``stop`` is set; goes round again at once while
         full batches keep coming, else waits ``interval`` seconds."""
+        # One warning when an outage starts and one when it ends, not a traceback a
+        # second (Retrier); a bug, not an outage, is still logged with its traceback.
+        retrier = Retrier("webhook dispatch", log, base=interval, cap=max(interval, 10.0))
         while not stop.is_set():
             busy = False
+            wait = interval
             try:
                 await self.sweep()
                 busy = await self.deliver_due() >= self.batch_size
-            except Exception:
+                retrier.succeeded()
+            except Exception as exc:
                 # The loop must outlive a database restart or a bad row; the outbox
                 # keeps the work, so the next round picks it up.
-                log.exception("webhook dispatch round failed; retrying in %.1f s", interval)
+                wait = max(interval, retrier.failed(exc))
+                busy = False
             if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+                    await asyncio.wait_for(stop.wait(), wait)
 
 
 async def list_deliveries(engine: AsyncEngine, job_id: str) -> list[dict[str, Any]]:
