@@ -3,7 +3,6 @@ stored JSON transcript, which is the source of truth (no ASR, no diarization).""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
 from dataclasses import replace
@@ -12,9 +11,9 @@ from typing import Any, Literal
 
 from reelscribe.backends.storage import BlobStore
 from reelscribe.errors import InvalidInputError
-from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS, render
 from reelscribe.formats.json_doc import parse
+from reelscribe.hub.local import store_output
 from reelscribe.options import JobOptions
 
 
@@ -61,7 +60,7 @@ async def rerender_with_names(
             filename = previous["filename"] if previous else "transcript.json"
             path = Path(tmp) / filename
             path.write_text(render(transcript, name, render_options), encoding="utf-8")
-            entry = await _store(storage, job_id, name, path)
+            entry = await store_output(storage, job_id, name, path)
             old_key = previous["key"] if previous else transcript_key
             if old_key != entry["key"]:
                 stale.append(old_key)
@@ -73,14 +72,3 @@ async def rerender_with_names(
     for key in stale:
         await storage.delete(key)
     return outputs, transcript_entry["key"]
-
-
-async def _store(storage: BlobStore, job_id: str, name: str, path: Path) -> dict[str, Any]:
-    digest = await asyncio.to_thread(sha256_file, path)
-    key = f"results/{job_id}/{digest[:16]}/{path.name}"
-    content_type = FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
-    size = path.stat().st_size
-    if not await storage.exists(key):
-        await storage.put_file(key, path, content_type, move=True, sha256=digest)
-    return {"key": key, "filename": path.name, "size": size, "sha256": digest,
-            "content_type": content_type}  # fmt: skip
