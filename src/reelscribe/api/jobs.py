@@ -20,6 +20,7 @@ from reelscribe.api.schemas import (
     SpeakerRename,
     StepList,
     StepPublic,
+    TranscriptEdit,
     WebhookDeliveryPublic,
 )
 from reelscribe.backends.db import JobRow, JobStatus
@@ -258,6 +259,23 @@ async def rename_speakers(
     job_id: JobId, body: SpeakerRename, key: SubmitKey, jobs: JobsDep
 ) -> ResultPublic:
     await jobs.rename_speakers(job_id, key, body.names)
+    return await job_result(job_id, key, jobs)
+
+
+@router.patch(
+    "/{job_id}/transcript",
+    summary="Correct segment text: every text output is re-rendered from the stored transcript",
+    description=(
+        "Unchanged words keep their timings; corrected words are spread over the time of "
+        "the words they replace and marked `interpolated`. 400 `invalid_input` for a "
+        "segment index the transcript does not have; 409 `job_not_done` before the job is done."
+    ),
+    responses=error_responses(404, 409, 422),
+)
+async def correct_transcript(
+    job_id: JobId, body: TranscriptEdit, key: SubmitKey, jobs: JobsDep
+) -> ResultPublic:
+    await jobs.correct_text(job_id, key, {s.index: s.text for s in body.segments})
     return await job_result(job_id, key, jobs)
 
 

@@ -179,6 +179,33 @@ class SpeakerRename(BaseModel):
     )
 
 
+class SegmentText(BaseModel):
+    """The corrected text of one segment, by its position in the transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, le=1_000_000, description="The segment's position, from 0.")
+    text: str = Field(max_length=10_000, description="Its corrected text; empty clears it.")
+
+
+class TranscriptEdit(BaseModel):
+    """Segment corrections; segments not listed stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[SegmentText] = Field(
+        min_length=1, max_length=10_000, examples=[[{"index": 0, "text": "And so, my fellow"}]]
+    )
+
+    @field_validator("segments")
+    @classmethod
+    def _each_once(cls, segments: list[SegmentText]) -> list[SegmentText]:
+        indexes = [s.index for s in segments]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError("each segment index may appear once")
+        return segments
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

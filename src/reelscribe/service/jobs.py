@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -46,6 +46,9 @@ from reelscribe.service.auth import ApiKey, KeyService, RateLimitedError, job_au
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec
 from reelscribe.service.uploads import COMPLETE, UploadService
+
+if TYPE_CHECKING:  # the edit machinery loads the formats, which the API needs only to edit
+    from reelscribe.service.rerender import Edit
 
 #: Largest JSON transcript shown inline in a result; bigger ones are only linked.
 INLINE_TRANSCRIPT_BYTES = 32 * 1024 * 1024
@@ -365,7 +368,37 @@ class JobService:
     async def rename_speakers(self, job_id: str, caller: ApiKey, names: dict[str, str]) -> JobRow:
         """Gives speakers new display names and re-renders every text output from the
         stored JSON transcript (no ASR, no diarization), then records an event."""
-        from reelscribe.speakers.rename import rerender_with_names
+        from reelscribe.speakers.rename import with_names
+
+        def remember(spec: JobSpec) -> None:
+            spec.options.speaker_names = spec.options.speaker_names | names
+
+        return await self._edit_transcript(
+            job_id, caller, with_names(names), {"edit": "speakers", "speaker_names": names},
+            remember, what="rename speakers in",
+        )  # fmt: skip
+
+    async def correct_text(self, job_id: str, caller: ApiKey, texts: dict[int, str]) -> JobRow:
+        """Corrects the text of segments (by position) and re-renders every text output;
+        unchanged words keep their timings, corrected ones are re-spread."""
+        from reelscribe.formats.corrections import correct_transcript
+
+        return await self._edit_transcript(
+            job_id, caller, lambda t: correct_transcript(t, texts),
+            {"edit": "text", "segments": sorted(texts)}, None, what="correct",
+        )  # fmt: skip
+
+    async def _edit_transcript(
+        self,
+        job_id: str,
+        caller: ApiKey,
+        edit: Edit,
+        event: dict[str, Any],
+        update_spec: Callable[[JobSpec], None] | None,
+        *,
+        what: str,
+    ) -> JobRow:
+        from reelscribe.service.rerender import rerender
 
         row = await self.get(job_id, caller)
         if row.status is not JobStatus.DONE:
@@ -373,16 +406,16 @@ class JobService:
         result = dict(row.result or {})
         key = result.get("transcript_key")
         if not isinstance(key, str):
-            raise JobStateError(f"job {job_id} has no stored transcript to rename speakers in")
+            raise JobStateError(f"job {job_id} has no stored transcript to {what}")
         spec = JobSpec.model_validate(row.spec)
-        outputs, transcript_key = await rerender_with_names(
-            self.runtime.storage, job_id, key, result, spec.options, names,
+        outputs, transcript_key = await rerender(
+            self.runtime.storage, job_id, key, result, spec.options, edit,
             default_label=self.settings.speaker_label,
         )  # fmt: skip
         result["outputs"] = outputs
         result["transcript_key"] = transcript_key
-        merged = spec.options.speaker_names | names
-        spec.options.speaker_names = merged
+        if update_spec is not None:
+            update_spec(spec)
         async with self.runtime.engine.begin() as conn:
             await conn.execute(
                 update(JobRow)
@@ -390,11 +423,7 @@ class JobService:
                 .values(result=result, spec=spec.model_dump(mode="json"), updated_at=utcnow())
             )
             await conn.execute(
-                insert(JobEventRow).values(
-                    job_id=job_id,
-                    kind=EventKind.PROGRESS,
-                    data={"edit": "speakers", "speaker_names": names},
-                )
+                insert(JobEventRow).values(job_id=job_id, kind=EventKind.PROGRESS, data=event)
             )
         self.runtime.changes.notify(job_id)
         return await self._row(job_id)

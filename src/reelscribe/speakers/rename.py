@@ -1,28 +1,31 @@
 """Renaming speakers after a job has run: every text output is written again from the
-stored JSON transcript, which is the source of truth (no ASR, no diarization)."""
+stored JSON transcript (see :mod:`reelscribe.service.rerender`)."""
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 from reelscribe.backends.storage import BlobStore
 from reelscribe.errors import InvalidInputError
-from reelscribe.formats import FORMATS, render
-from reelscribe.formats.json_doc import parse
-from reelscribe.hub.local import store_output
+from reelscribe.models import Transcript
 from reelscribe.options import JobOptions
+from reelscribe.service.rerender import Edit, rerender
 
 
-async def read_blob(storage: BlobStore, key: str) -> bytes:
-    data = bytearray()
-    async with contextlib.aclosing(storage.get_stream(key)) as chunks:
-        async for chunk in chunks:
-            data += chunk
-    return bytes(data)
+def with_names(names: dict[str, str]) -> Edit:
+    """The edit that gives these speaker ids new display names (unknown ids refused)."""
+
+    def edit(transcript: Transcript) -> Transcript:
+        unknown = sorted(set(names) - set(transcript.speakers))
+        if unknown:
+            known = ", ".join(transcript.speakers) or "none"
+            raise InvalidInputError(
+                f"unknown speaker {unknown[0]!r}: this job's speakers are {known}"
+            )
+        return replace(transcript, speaker_names=transcript.speaker_names | names)
+
+    return edit
 
 
 async def rerender_with_names(
@@ -35,40 +38,8 @@ async def rerender_with_names(
     *,
     default_label: Literal["bracket", "dash"],
 ) -> tuple[dict[str, Any], str]:
-    """The job's outputs after renaming (text outputs re-rendered and stored under new
-    content-addressed keys, the old blobs deleted; media outputs unchanged) and the key
-    of the renamed JSON transcript."""
-    transcript = parse(await read_blob(storage, transcript_key))
-    unknown = sorted(set(names) - set(transcript.speakers))
-    if unknown:
-        known = ", ".join(transcript.speakers) or "none"
-        raise InvalidInputError(f"unknown speaker {unknown[0]!r}: this job's speakers are {known}")
-    transcript = replace(transcript, speaker_names=transcript.speaker_names | names)
-    size = (result.get("media") or {}).get("video_size")
-    video_size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
-    render_options = options.render_options(default_label, video_size)
-    outputs: dict[str, Any] = dict(result.get("outputs") or {})
-    stale: list[str] = []
-    transcript_entry: dict[str, Any] | None = None
-    # The JSON document is written even when it is not an output: it is the source of
-    # truth for the next edit.
-    wanted = [name for name in outputs if name in FORMATS]
-    wanted += [] if "json" in wanted else ["json"]
-    with tempfile.TemporaryDirectory(prefix="reelscribe-rename-") as tmp:
-        for name in wanted:
-            previous = outputs.get(name)
-            filename = previous["filename"] if previous else "transcript.json"
-            path = Path(tmp) / filename
-            path.write_text(render(transcript, name, render_options), encoding="utf-8")
-            entry = await store_output(storage, job_id, name, path)
-            old_key = previous["key"] if previous else transcript_key
-            if old_key != entry["key"]:
-                stale.append(old_key)
-            if previous is not None:
-                outputs[name] = entry
-            if name == "json":
-                transcript_entry = entry
-    assert transcript_entry is not None
-    for key in stale:
-        await storage.delete(key)
-    return outputs, transcript_entry["key"]
+    """The job's outputs after renaming, and the key of the renamed JSON transcript."""
+    return await rerender(
+        storage, job_id, transcript_key, result, options, with_names(names),
+        default_label=default_label,
+    )  # fmt: skip
