@@ -20,6 +20,9 @@ from reelscribe.api.deps import RuntimeDep
 _WEB = files("reelscribe") / "web"
 _TYPES: Final = {
     "app.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "upload.js": "text/javascript; charset=utf-8",
+    "workspace.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 _POLICY: Final = (
