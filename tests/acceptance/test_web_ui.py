@@ -74,7 +74,7 @@ def test_upload_watch_and_download(page: Any, shared_media: Path, service: str) 
     expect(page.locator("#transcript")).to_contain_text("fellow Americans")
 
     links = page.locator("#downloads a")
-    expect(links).to_have_count(3)  # srt, json, txt
+    expect(links).to_have_count(4)  # srt, json, txt and the clip the workspace plays
     srt_url = page.locator("#downloads a[data-output=srt]").get_attribute("href")
     response = httpx.get(srt_url)  # a signed link: no key needed, as a user would click it
     assert response.status_code == 200

@@ -4,7 +4,7 @@ two cores), played, searched, corrected, its speaker renamed, a selection export
 clip, and the page checked by axe-core (vendored in tests/vendor/axe-core).
 
 With REELSCRIBE_SCREENSHOTS=<folder> the tests also save the README's screenshots there
-(``make screenshots`` writes them into docs/).
+(`REELSCRIBE_SCREENSHOTS=docs pytest tests/acceptance/test_workspace.py`).
 """
 
 from __future__ import annotations

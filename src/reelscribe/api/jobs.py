@@ -268,14 +268,15 @@ async def rename_speakers(
     description=(
         "Unchanged words keep their timings; corrected words are spread over the time of "
         "the words they replace and marked `interpolated`. 400 `invalid_input` for a "
-        "segment index the transcript does not have; 409 `job_not_done` before the job is done."
+        "segment index the transcript does not have or one named twice; 409 `job_not_done` "
+        "before the job is done; 413 for a body over the JSON request limit."
     ),
-    responses=error_responses(404, 409, 422),
+    responses=error_responses(404, 409, 413, 422),
 )
 async def correct_transcript(
     job_id: JobId, body: TranscriptEdit, key: SubmitKey, jobs: JobsDep
 ) -> ResultPublic:
-    await jobs.correct_text(job_id, key, {s.index: s.text for s in body.segments})
+    await jobs.correct_text(job_id, key, [(s.index, s.text) for s in body.segments])
     return await job_result(job_id, key, jobs)
 
 

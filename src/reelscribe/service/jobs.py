@@ -48,6 +48,7 @@ from reelscribe.service.spec import JobSpec
 from reelscribe.service.uploads import COMPLETE, UploadService
 
 if TYPE_CHECKING:  # the edit machinery loads the formats, which the API needs only to edit
+    from reelscribe.models import Transcript
     from reelscribe.service.rerender import Edit
 
 #: Largest JSON transcript shown inline in a result; bigger ones are only linked.
@@ -378,14 +379,29 @@ class JobService:
             remember, what="rename speakers in",
         )  # fmt: skip
 
-    async def correct_text(self, job_id: str, caller: ApiKey, texts: dict[int, str]) -> JobRow:
+    async def correct_text(
+        self, job_id: str, caller: ApiKey, edits: Sequence[tuple[int, str]]
+    ) -> JobRow:
         """Corrects the text of segments (by position) and re-renders every text output;
         unchanged words keep their timings, corrected ones are re-spread."""
         from reelscribe.formats.corrections import correct_transcript
 
+        texts = dict(edits)
+
+        def edit(transcript: Transcript) -> Transcript:
+            # Checked here, once the job is known to exist and be done (404 and 409 first).
+            seen: set[int] = set()
+            for index, _ in edits:
+                if index in seen:
+                    raise InvalidInputError(
+                        f"segment {index} is named twice; name each segment once"
+                    )
+                seen.add(index)
+            return correct_transcript(transcript, texts)
+
         return await self._edit_transcript(
-            job_id, caller, lambda t: correct_transcript(t, texts),
-            {"edit": "text", "segments": sorted(texts)}, None, what="correct",
+            job_id, caller, edit, {"edit": "text", "segments": sorted(texts)}, None,
+            what="correct",
         )  # fmt: skip
 
     async def _edit_transcript(

@@ -43,6 +43,9 @@ EXTRA_ACCEPTED = {
     "POST /api/uploads/presigned": ["413"],
     # A name for a speaker id the job does not have is refused with 400.
     "PATCH /api/jobs/{job_id}/speakers": ["400"],
+    # So is a segment index the transcript does not have, or one named twice; a body near
+    # the schema's maxima can be over the JSON request limit (413).
+    "PATCH /api/jobs/{job_id}/transcript": ["400", "413"],
 }
 
 

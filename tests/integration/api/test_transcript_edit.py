@@ -85,7 +85,8 @@ def test_correct_a_segment_rerenders_every_output(
         assert bad.json()["error"]["code"] == "invalid_input"
         twice = admin.patch(url, json={"segments": [{"index": 0, "text": "a"},
                                                     {"index": 0, "text": "b"}]})  # fmt: skip
-        assert twice.status_code == 422
+        assert twice.status_code == 400
+        assert "named twice" in twice.json()["error"]["message"]
         assert admin.patch(url, json={"segments": []}).status_code == 422
         missing = admin.patch("/api/jobs/nope/transcript",
                               json={"segments": [{"index": 0, "text": "x"}]})  # fmt: skip
