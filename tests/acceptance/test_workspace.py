@@ -55,10 +55,14 @@ class Workspace:
         return response.text
 
 
-def _screenshot(page: Any, name: str) -> None:
+def _screenshot(page: Any, name: str, selector: str | None = None) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+        path = str(Path(SHOTS) / name)
+        if selector is None:
+            page.screenshot(path=path, full_page=True)
+        else:
+            page.locator(selector).screenshot(path=path)
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +130,17 @@ def workspace(browser: Any, service: str, shared_media: Path) -> Iterator[Worksp
     page.click("#submit")
     status = page.locator("#detail-status")
     sync_api.expect(status).to_have_text(re.compile("queued|processing|done"), timeout=60_000)
-    if SHOTS:
-        sync_api.expect(status).to_have_text("processing", timeout=120_000)
-        page.wait_for_function("() => document.getElementById('detail-progress').value > 5",
-                               timeout=120_000)  # fmt: skip
-        _screenshot(page, "ui-running.png")
+    if SHOTS:  # a moment of the running job, if the screenshot can catch one
+        page.wait_for_function(
+            """() => {
+              const status = document.getElementById('detail-status').textContent;
+              const progress = document.getElementById('detail-progress').value;
+              return status === 'done' || (status === 'processing' && progress > 0);
+            }""",
+            timeout=300_000,
+        )
+        if status.text_content() == "processing":  # inner_text is upper-cased by CSS
+            _screenshot(page, "ui-running.png")
     sync_api.expect(status).to_have_text("done", timeout=300_000)
     sync_api.expect(page.locator("#transcript .segment").first).to_be_visible()
     job_id = page.inner_text("#detail-id")
@@ -243,8 +253,7 @@ def test_search_finds_a_word(workspace: Workspace) -> None:
 def _screenshot_workspace(page: Any) -> None:
     if SHOTS:
         page.fill("#search", "country")
-        page.locator("#detail").scroll_into_view_if_needed()
-        _screenshot(page, "ui-workspace.png")
+        _screenshot(page, "ui-workspace.png", "#detail")
 
 
 def test_rename_a_speaker_and_see_it_in_the_srt(workspace: Workspace) -> None:
