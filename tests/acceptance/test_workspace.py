@@ -299,6 +299,36 @@ def test_the_workspace_has_no_serious_accessibility_problems(workspace: Workspac
     assert _axe(workspace.page) == []
 
 
+def test_the_transcripts_warnings_are_listed_with_their_times(workspace: Workspace) -> None:
+    """Transcripts may carry ``warnings`` ({start, end, reason}); this one gets one on its
+    way to the page."""
+    page = workspace.page
+
+    def add_a_warning(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["transcript"]["warnings"] = [{"start": 2.0, "end": 3.5, "reason": "music"}]
+        route.fulfill(response=response, json=body)
+
+    pattern = f"**/api/jobs/{workspace.job_id}/result"
+    page.route(pattern, add_a_warning)
+    try:
+        page.locator(f"#jobs tbody tr[data-id='{workspace.job_id}'] button.open").click()
+        items = page.locator("#warnings li")
+        sync_api.expect(items).to_have_count(1)
+        sync_api.expect(items.first).to_have_text("00:02 music")
+        sync_api.expect(page.locator("#transcript .segment").first).to_be_visible()
+    finally:
+        page.unroute(pattern)
+    player = page.locator("#player")
+    player.evaluate(
+        "p => new Promise(r => p.readyState >= 1 ? r() : p.addEventListener('loadedmetadata', r))"
+    )
+    items.first.locator("button").click()
+    player.evaluate("p => p.pause()")
+    assert player.evaluate("p => p.currentTime") == pytest.approx(2.0, abs=0.3)
+
+
 def test_export_a_selection_as_a_clip_then_filter_and_delete(workspace: Workspace) -> None:
     page = workspace.page
     segment = page.locator("#transcript .segment").first
