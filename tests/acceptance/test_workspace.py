@@ -296,7 +296,20 @@ def test_edit_a_word_see_it_in_the_txt_then_undo(workspace: Workspace) -> None:
 
 
 def test_the_workspace_has_no_serious_accessibility_problems(workspace: Workspace) -> None:
-    assert _axe(workspace.page) == []
+    page = workspace.page
+    assert _axe(page) == []
+    # At phone width: one column, nothing wider than the screen, still clean.
+    page.set_viewport_size({"width": 375, "height": 800})
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        player, transcript = (
+            page.locator("#player").bounding_box(),
+            page.locator("#transcript").bounding_box(),
+        )
+        assert transcript["y"] > player["y"] + player["height"] - 1  # below, not beside
+        assert _axe(page) == []
+    finally:
+        page.set_viewport_size(WIDE)
 
 
 def test_the_transcripts_warnings_are_listed_with_their_times(workspace: Workspace) -> None:
