@@ -246,14 +246,7 @@ def test_search_finds_a_word(workspace: Workspace) -> None:
         sync_api.expect(page.locator("#search-count")).to_have_text(f"2 of {expected}")
     page.fill("#search", "zebra")
     sync_api.expect(page.locator("#search-count")).to_have_text("no matches")
-    _screenshot_workspace(page)
     page.fill("#search", "")
-
-
-def _screenshot_workspace(page: Any) -> None:
-    if SHOTS:
-        page.fill("#search", "country")
-        _screenshot(page, "ui-workspace.png", "#detail")
 
 
 def test_rename_a_speaker_and_see_it_in_the_srt(workspace: Workspace) -> None:
@@ -293,6 +286,10 @@ def test_edit_a_word_see_it_in_the_txt_then_undo(workspace: Workspace) -> None:
     sync_api.expect(page.locator("#undo")).to_be_disabled()
     assert "REELSCRIBED" not in workspace.download("txt")
     assert "Jack Kennedy" in workspace.download("srt")  # the rename stayed
+    if SHOTS:  # the workspace as the README shows it: renamed, searched
+        page.fill("#search", "country")
+        _screenshot(page, "ui-workspace.png", "#detail")
+        page.fill("#search", "")
 
 
 def test_the_workspace_has_no_serious_accessibility_problems(workspace: Workspace) -> None:
@@ -349,8 +346,23 @@ def test_export_a_selection_as_a_clip_then_filter_and_delete(workspace: Workspac
         float(segment.get_attribute("data-start")),
         float(segment.get_attribute("data-end")),
     )
+    # Selected text is a range: from the first word touched to the last.
+    page.evaluate("""() => {
+      const words = document.querySelectorAll('#transcript .word');
+      const range = document.createRange();
+      range.setStart(words[1].firstChild, 1);
+      range.setEnd(words[3].firstChild, 1);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      document.getElementById('transcript').dispatchEvent(new MouseEvent('mouseup'));
+    }""")
+    first, last = workspace.words[1]["start"], workspace.words[3]["end"]
+    sync_api.expect(page.locator("#selection-label")).to_contain_text(f"({last - first:.1f} s)")
+    page.evaluate("() => getSelection().removeAllRanges()")
+    # A segment's time, then a shift-click on a (here: the same) segment's time.
     segment.locator(".seg-time").click()
     segment.locator(".seg-time").click(modifiers=["Shift"])
+    sync_api.expect(page.locator("#selection-label")).to_contain_text(f"({end - start:.1f} s)")
     sync_api.expect(page.locator("#selection-label")).to_contain_text("Selected")
     page.click("#export-clip")
     # The new job opens: the same source, the selected range.
