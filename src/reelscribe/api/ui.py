@@ -21,6 +21,7 @@ _WEB = files("reelscribe") / "web"
 _TYPES: Final = {
     "app.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
     "upload.js": "text/javascript; charset=utf-8",
     "workspace.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",

@@ -4,6 +4,7 @@
 // speaker renaming and "export selection as clip". Text only, never HTML.
 
 import { api } from "./api.js";
+import { clearSearch, initSearch, runSearch } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const SKIP_SECONDS = 5;
@@ -13,8 +14,6 @@ const SPEAKER_COLOURS = ["#1f5fbf", "#b3261e", "#1b7a3a", "#7b3fa8", "#935400",
 
 let state = null; // { jobId, job, transcript, words: [span], segments: [el] }
 let current = null; // the highlighted word span
-let hits = []; // search hits: arrays of word spans
-let hitAt = -1;
 let selection = null; // { start, end } on the transcript's timeline (seconds)
 let anchorSegment = null; // the segment a shift-click extends from
 const undoStack = []; // { index, text } of edits, newest last
@@ -112,8 +111,7 @@ function showMedia(output) {
 export function resetWorkspace() {
   state = null;
   current = null;
-  hits = [];
-  hitAt = -1;
+  clearSearch();
   selection = null;
   anchorSegment = null;
   undoStack.length = 0;
@@ -126,8 +124,6 @@ export function resetWorkspace() {
   $("transcript").replaceChildren();
   $("warnings").replaceChildren();
   $("warnings-box").hidden = true;
-  $("search").value = "";
-  $("search-count").textContent = "";
   $("undo").disabled = true;
   $("edit-status").textContent = "";
   showSelection();
@@ -270,49 +266,6 @@ function highlight(seconds) {
     const media = player();
     if (!media.paused) word.scrollIntoView({ block: "nearest" });
   }
-}
-
-// --- search -----------------------------------------------------------------------------
-
-const normal = (text) => text.toLocaleLowerCase().replace(/[^\p{L}\p{N}']+/gu, " ").trim();
-
-function runSearch(move = true) {
-  for (const hit of hits) for (const w of hit) w.classList.remove("hit", "hit-current");
-  hits = [];
-  const tokens = normal($("search").value).split(" ").filter(Boolean);
-  if (state && tokens.length) {
-    const words = state.words.map((w) => normal(w.textContent));
-    for (let i = 0; i + tokens.length <= words.length; i++) {
-      // Whole words, the last one may be typed half-way.
-      const ok = tokens.every((t, j) => (j === tokens.length - 1 ? words[i + j].startsWith(t)
-                                                                 : words[i + j] === t));
-      if (ok) hits.push(state.words.slice(i, i + tokens.length));
-    }
-  }
-  for (const hit of hits) for (const w of hit) w.classList.add("hit");
-  hitAt = hits.length ? Math.min(Math.max(hitAt, 0), hits.length - 1) : -1;
-  if (move && hits.length) hitAt = 0;
-  showHit();
-}
-
-function showHit() {
-  const count = $("search-count");
-  if (!$("search").value.trim()) count.textContent = "";
-  else if (!hits.length) count.textContent = "no matches";
-  else count.textContent = `${hitAt + 1} of ${hits.length}`;
-  $("search-prev").disabled = hits.length < 2;
-  $("search-next").disabled = hits.length < 2;
-  for (const hit of hits) for (const w of hit) w.classList.remove("hit-current");
-  if (hitAt >= 0) {
-    for (const w of hits[hitAt]) w.classList.add("hit-current");
-    hits[hitAt][0].scrollIntoView({ block: "nearest" });
-  }
-}
-
-function stepHit(by) {
-  if (!hits.length) return;
-  hitAt = (hitAt + by + hits.length) % hits.length;
-  showHit();
 }
 
 // --- selection and "export as clip" -----------------------------------------------------
@@ -524,12 +477,7 @@ export function initWorkspace(handlers) {
   });
   $("transcript").addEventListener("mouseup", () => setTimeout(selectionFromText, 0));
   $("transcript").addEventListener("keyup", (event) => { if (event.shiftKey) selectionFromText(); });
-  $("search").addEventListener("input", () => runSearch(true));
-  $("search").addEventListener("keydown", (event) => {
-    if (event.key === "Enter") { event.preventDefault(); stepHit(event.shiftKey ? -1 : 1); }
-  });
-  $("search-next").addEventListener("click", () => stepHit(1));
-  $("search-prev").addEventListener("click", () => stepHit(-1));
+  initSearch(() => (state ? state.words : []));
   $("export-clip").addEventListener("click", exportClip);
   $("clear-selection").addEventListener("click", () => { selection = null; showSelection(); });
   $("undo").addEventListener("click", undo);
