@@ -1,0 +1,179 @@
+"""Estimates of a job's time and cost, before it runs (``POST /api/estimates``, and at
+submission, stored with the job).
+
+The source's duration is probed without downloading it (an upload's stored file, a
+URL's headers by HTTP ranges or yt-dlp's metadata: :mod:`reelscribe.pipeline.remote_probe`);
+the steps are those the job's plan would run (:func:`reelscribe.service.spec.to_plan`,
+plus the worker's upload); their speeds are learnt from the step timings of the
+deployment's recent finished jobs (:mod:`reelscribe.pipeline.estimate`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+from sqlalchemy import select, update
+
+from reelscribe.asr.catalog import check_job_model
+from reelscribe.backends.db import JobRow, JobStatus, reader
+from reelscribe.backends.storage import ByteRange
+from reelscribe.errors import (
+    InvalidInputError,
+    NetworkError,
+    ReelscribeError,
+    SourceTooLargeError,
+)
+from reelscribe.pipeline.estimate import (
+    Estimate,
+    Prices,
+    SpeedTable,
+    estimate_steps,
+    samples_of,
+    span_seconds,
+)
+from reelscribe.pipeline.fetch import FetchOptions
+from reelscribe.pipeline.remote_probe import RangedFile, RemoteMedia, probe_url, ranged_duration
+from reelscribe.service.auth import ApiKey
+from reelscribe.service.runtime import Runtime
+from reelscribe.service.spec import JobSpec, to_plan
+from reelscribe.service.uploads import COMPLETE, UploadService
+
+log = logging.getLogger("reelscribe.estimates")
+
+#: The worker's own step after the pipeline (reelscribe.worker.UPLOAD_STEP).
+UPLOAD_STEP = "upload"
+
+
+def device_of(setting: str) -> str:
+    """The device this deployment's ASR runs on ("cpu" or "cuda")."""
+    from reelscribe.asr.engine import pick_device
+
+    return pick_device(setting)
+
+
+class EstimateService:
+    def __init__(self, runtime: Runtime, uploads: UploadService) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.uploads = uploads
+        self.prices = Prices.from_settings(runtime.settings)
+        self._reader = reader(runtime.engine)
+
+    async def speeds(self) -> SpeedTable:
+        """Step speeds learnt from the latest finished jobs' step timings."""
+        stmt = (
+            select(JobRow.result)
+            .where(JobRow.status == JobStatus.DONE, JobRow.result.is_not(None))
+            .order_by(JobRow.finished_at.desc())
+            .limit(self.settings.estimate_history)
+        )
+        async with self._reader.connect() as conn:
+            results = (await conn.execute(stmt)).scalars().all()
+        return SpeedTable.learn(s for r in results if isinstance(r, dict) for s in samples_of(r))
+
+    async def estimate(self, spec: JobSpec, caller: ApiKey) -> Estimate:
+        """The estimate of the job ``spec`` describes; raises what submitting it would
+        (unknown upload, blocked URL, a model not allowed, a range past the media)."""
+        if spec.options.model is not None:
+            check_job_model(self.settings, spec.options.model)
+        media, source = await self._probe(spec, caller)
+        span = spec.time_range()
+        start = span.start if span is not None else 0.0
+        end = span.end if span is not None else None
+        if start >= media.duration:
+            raise InvalidInputError(
+                f"start {start:g} s is beyond the end of the media ({media.duration:.1f} s)",
+                code="range_beyond_media",
+            )
+        seconds = span_seconds(media.duration, start, end)
+        limit = min(self.settings.max_duration, self.settings.max_clip_seconds)
+        if seconds > limit:
+            raise SourceTooLargeError(
+                f"{seconds:.0f} s of media is over the limit of {limit:.0f} s; "
+                "pick a shorter range with start/end"
+            )
+        plan = to_plan(spec, source, self.settings)
+        model = spec.options.model or self.settings.model
+        return estimate_steps(
+            [*(s.name for s in plan.stages), UPLOAD_STEP],
+            source_duration=media.duration,
+            media_seconds=seconds,
+            speeds=await self.speeds(),
+            prices=self.prices,
+            model=model,
+            device=device_of(self.settings.device),
+            probe=media.method,
+        )
+
+    async def record(self, job_id: str, spec: JobSpec, caller: ApiKey) -> dict[str, Any] | None:
+        """Estimates a job just submitted and stores the estimate with it. Never fails
+        the submission: a source whose duration cannot be learnt now gets none."""
+        try:
+            estimate = (await self.estimate(spec, caller)).to_dict()
+        except (ReelscribeError, TimeoutError) as exc:
+            log.info("job %s: no estimate: %s", job_id, exc)
+            return None
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(update(JobRow).where(JobRow.id == job_id).values(estimate=estimate))
+        return estimate
+
+    # --- probing ------------------------------------------------------------------------
+
+    async def _probe(self, spec: JobSpec, caller: ApiKey) -> tuple[RemoteMedia, str]:
+        """The source's duration and the source string the plan is built with."""
+        timeout = self.settings.estimate_probe_timeout
+        limit = self.settings.estimate_probe_max_bytes
+        if spec.source.url is not None:
+            url = spec.source.url
+            options = FetchOptions.from_settings(self.settings)
+            try:
+                with anyio.fail_after(timeout):
+                    media = await anyio.to_thread.run_sync(
+                        lambda: probe_url(url, options, max_bytes=limit), abandon_on_cancel=True
+                    )
+            except TimeoutError as exc:
+                raise NetworkError(f"{url} did not tell its duration within {timeout:g} s") from exc
+            return media, url
+        assert spec.source.upload_id is not None  # JobSpec requires one of the two
+        upload = await self.uploads.get(spec.source.upload_id, caller)
+        if upload.state != COMPLETE or upload.storage_key is None:
+            raise InvalidInputError(
+                f"upload {upload.id} is not complete ({upload.received} of {upload.size} bytes)",
+                code="upload_incomplete",
+            )
+        key = upload.storage_key
+        local = self.runtime.storage.local_path(key)
+        with anyio.fail_after(timeout):
+            if local is not None:
+                duration = await anyio.to_thread.run_sync(_file_duration, local)
+                return RemoteMedia(duration, "upload", upload.filename, upload.size), str(local)
+            size = (await self.runtime.storage.stat(key)).size
+            media = await anyio.to_thread.run_sync(
+                self._storage_duration, key, size, upload.filename, limit, abandon_on_cancel=True
+            )
+        return media, upload.filename
+
+    def _storage_duration(self, key: str, size: int, name: str, limit: int) -> RemoteMedia:
+        """Runs in a worker thread: ranged reads of the stored upload (S3, say)."""
+
+        async def read(start: int, end: int) -> bytes:
+            data = bytearray()
+            async for chunk in self.runtime.storage.get_stream(key, ByteRange(start, end)):
+                data += chunk
+            return bytes(data)
+
+        def read_range(start: int, end: int) -> bytes:
+            return anyio.from_thread.run(read, start, end)
+
+        file = RangedFile(size, read_range, max_bytes=limit)
+        return RemoteMedia(ranged_duration(file, name), "storage", name, size, file.bytes_read)
+
+
+def _file_duration(path: Path) -> float:
+    from reelscribe.pipeline.probe import probe
+
+    return probe(path).duration
