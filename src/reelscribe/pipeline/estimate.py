@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError, SourceTooLargeError
+from reelscribe.models import TimeRange
 
 #: The ASR step: its speed depends on the model and the device.
 ASR_STEP = "transcribe"
@@ -229,6 +231,33 @@ def estimate_steps(
         engine=engine,
         probe=probe,
     )
+
+
+def estimate_run(
+    steps: Sequence[str],
+    duration: float,
+    time_range: TimeRange | None,
+    *,
+    max_seconds: float,
+    **context: Any,
+) -> Estimate:
+    """:func:`estimate_steps` for a source of ``duration`` seconds cut to ``time_range``,
+    refusing what the run would refuse: a range past the media's end, or more media
+    than ``max_seconds``. ``context``: the keywords of :func:`estimate_steps`."""
+    start = time_range.start if time_range is not None else 0.0
+    end = time_range.end if time_range is not None else None
+    if start >= duration:
+        raise InvalidInputError(
+            f"start {start:g} s is beyond the end of the media ({duration:.1f} s)",
+            code="range_beyond_media",
+        )
+    seconds = span_seconds(duration, start, end)
+    if seconds > max_seconds:
+        raise SourceTooLargeError(
+            f"{seconds:.0f} s of media is over the limit of {max_seconds:.0f} s; "
+            "pick a shorter range with start/end"
+        )
+    return estimate_steps(steps, source_duration=duration, media_seconds=seconds, **context)
 
 
 # --- what a finished job took -----------------------------------------------------------

@@ -264,3 +264,17 @@ def _from_ytdlp(url: str, options: FetchOptions, guard: URLGuard, *, generic: bo
     if media.duration is None:
         raise DurationUnknownError(f"{url}: the site does not state the media's duration")
     return RemoteMedia(media.duration, "ytdlp", media.title, media.filesize, 0)
+
+
+def probe_source(source: str, options: FetchOptions, *, max_bytes: int) -> RemoteMedia:
+    """The duration of a local file (probed in place) or of a URL (see :func:`probe_url`)."""
+    if source.lower().startswith(("http://", "https://")):
+        return probe_url(source, options, max_bytes=max_bytes)
+    from reelscribe.pipeline.probe import probe
+
+    path = Path(source).expanduser()
+    if not path.is_file():
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", source):
+            raise UnsupportedSourceError(f"unsupported source {source!r}: use a file or http(s)")
+        raise SourceNotFoundError(f"no such file: {source}")
+    return RemoteMedia(probe(path).duration, "file", path.stem, path.stat().st_size)

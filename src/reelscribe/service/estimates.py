@@ -16,24 +16,20 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
-from sqlalchemy import select, update
+from sqlalchemy import make_url, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelscribe.asr.catalog import check_job_model
-from reelscribe.backends.db import JobRow, JobStatus, reader
+from reelscribe.backends.db import JobRow, JobStatus, create_engine, reader
 from reelscribe.backends.storage import ByteRange
-from reelscribe.errors import (
-    InvalidInputError,
-    NetworkError,
-    ReelscribeError,
-    SourceTooLargeError,
-)
+from reelscribe.config import Settings
+from reelscribe.errors import InvalidInputError, NetworkError, ReelscribeError
 from reelscribe.pipeline.estimate import (
     Estimate,
     Prices,
     SpeedTable,
-    estimate_steps,
+    estimate_run,
     samples_of,
-    span_seconds,
 )
 from reelscribe.pipeline.fetch import FetchOptions
 from reelscribe.pipeline.remote_probe import RangedFile, RemoteMedia, probe_url, ranged_duration
@@ -55,6 +51,37 @@ def device_of(setting: str) -> str:
     return pick_device(setting)
 
 
+async def learn_speeds(engine: AsyncEngine, history: int) -> SpeedTable:
+    """Step speeds learnt from the step timings of the ``history`` latest done jobs."""
+    stmt = (
+        select(JobRow.result)
+        .where(JobRow.status == JobStatus.DONE, JobRow.result.is_not(None))
+        .order_by(JobRow.finished_at.desc())
+        .limit(history)
+    )
+    async with engine.connect() as conn:
+        results = (await conn.execute(stmt)).scalars().all()
+    return SpeedTable.learn(s for r in results if isinstance(r, dict) for s in samples_of(r))
+
+
+async def deployment_speeds(settings: Settings) -> tuple[SpeedTable, str | None]:
+    """The speeds the deployment whose database ``settings`` name has measured (for
+    the CLI), and why there are none when there are none: no database yet (a SQLite
+    file that does not exist is not created), or one that cannot be read."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return SpeedTable(), f"no job database at {path or settings.database_url}"
+    engine = create_engine(url)
+    try:
+        return await learn_speeds(reader(engine), settings.estimate_history), None
+    except Exception as exc:  # unreachable, no tables yet: the defaults still answer
+        return SpeedTable(), f"the job database cannot be read ({type(exc).__name__})"
+    finally:
+        await engine.dispose()
+
+
 class EstimateService:
     def __init__(self, runtime: Runtime, uploads: UploadService) -> None:
         self.runtime = runtime
@@ -65,15 +92,7 @@ class EstimateService:
 
     async def speeds(self) -> SpeedTable:
         """Step speeds learnt from the latest finished jobs' step timings."""
-        stmt = (
-            select(JobRow.result)
-            .where(JobRow.status == JobStatus.DONE, JobRow.result.is_not(None))
-            .order_by(JobRow.finished_at.desc())
-            .limit(self.settings.estimate_history)
-        )
-        async with self._reader.connect() as conn:
-            results = (await conn.execute(stmt)).scalars().all()
-        return SpeedTable.learn(s for r in results if isinstance(r, dict) for s in samples_of(r))
+        return await learn_speeds(self._reader, self.settings.estimate_history)
 
     async def estimate(self, spec: JobSpec, caller: ApiKey) -> Estimate:
         """The estimate of the job ``spec`` describes; raises what submitting it would
@@ -81,30 +100,15 @@ class EstimateService:
         if spec.options.model is not None:
             check_job_model(self.settings, spec.options.model)
         media, source = await self._probe(spec, caller)
-        span = spec.time_range()
-        start = span.start if span is not None else 0.0
-        end = span.end if span is not None else None
-        if start >= media.duration:
-            raise InvalidInputError(
-                f"start {start:g} s is beyond the end of the media ({media.duration:.1f} s)",
-                code="range_beyond_media",
-            )
-        seconds = span_seconds(media.duration, start, end)
-        limit = min(self.settings.max_duration, self.settings.max_clip_seconds)
-        if seconds > limit:
-            raise SourceTooLargeError(
-                f"{seconds:.0f} s of media is over the limit of {limit:.0f} s; "
-                "pick a shorter range with start/end"
-            )
         plan = to_plan(spec, source, self.settings)
-        model = spec.options.model or self.settings.model
-        return estimate_steps(
+        return estimate_run(
             [*(s.name for s in plan.stages), UPLOAD_STEP],
-            source_duration=media.duration,
-            media_seconds=seconds,
+            media.duration,
+            spec.time_range(),
+            max_seconds=min(self.settings.max_duration, self.settings.max_clip_seconds),
             speeds=await self.speeds(),
             prices=self.prices,
-            model=model,
+            model=spec.options.model or self.settings.model,
             device=device_of(self.settings.device),
             probe=media.method,
         )
