@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from reelscribe.options import JobOptions
 from reelscribe.pipeline.estimate import Prices, estimate_run
 from reelscribe.pipeline.plan import build_plan
 from reelscribe.pipeline.remote_probe import probe_source
 from reelscribe.pipeline.runner import run
 from reelscribe.service.estimates import device_of, learn_speeds
-from reelscribe.options import JobOptions
 from reelscribe.worker import Worker
 from tests.integration.api.conftest import UNRESOLVED_HOSTS, Live, StartApi
 from tests.rangeserver import RangeServer
@@ -103,7 +103,7 @@ def test_estimates_learn_speeds_and_match_what_jobs_take(
                 "start": 2,
                 "end": 9,
                 "outputs": ["srt", "clip"],
-            },  # fmt: skip
+            },
             "transcription": {"source": {"upload_id": hotwords}, "outputs": ["txt", "json"]},
         }
         for name, spec in jobs.items():
@@ -113,7 +113,8 @@ def test_estimates_learn_speeds_and_match_what_jobs_take(
             assert submitted.status_code == 202, submitted.text
             job_id = submitted.json()["id"]
             stored = submitted.json()["estimate"]
-            assert stored is not None and stored["basis"] == "measured"
+            assert stored is not None
+            assert stored["basis"] == "measured"
             _drain(live)
             job = client.get(f"/api/jobs/{job_id}").json()
             assert job["status"] == "done", job
