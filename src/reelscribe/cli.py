@@ -360,6 +360,8 @@ def estimate(**values: Any) -> None:
         prices=Prices.from_settings(settings), model=values["model"] or settings.model,
         device=device_of(settings.device), probe=media.method,
     )  # fmt: skip
+    if note:
+        typer.echo(f"reelscribe: default speeds: {note}", err=True)
     if values["as_json"]:
         typer.echo(json.dumps(result.to_dict() | {"note": note}, indent=2))
         return
@@ -372,8 +374,6 @@ def estimate(**values: Any) -> None:
     typer.echo(f"  {'total':<14}{result.seconds:>9.2f} s  on {result.device}, model {result.model}")
     typer.echo(f"  {'cost':<14}{cost.total:>9.4f} {cost.currency} "
                f"(compute {cost.compute:g}, audio {cost.audio:g})")  # fmt: skip
-    if note:
-        typer.echo(f"reelscribe: default speeds: {note}", err=True)
 
 
 def _share_flags(command: Any, like: Any, *, without: tuple[str, ...]) -> None:
