@@ -193,3 +193,35 @@ def test_a_server_without_ranges_is_not_downloaded(start_api: StartApi, web: Ran
         job = client.post("/api/jobs", json={"source": {"url": web.url("/jfk.flac")}})
         assert job.status_code == 202
         assert job.json()["estimate"] is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_a_job_keeps_its_estimate_and_shows_what_it_took(
+    live: Live, admin: httpx.Client, shared_media: Path
+) -> None:
+    """Without ASR: the job is completed as a worker would, with its step timings."""
+    jfk = _upload(admin, shared_media / "jfk.flac")
+    submitted = admin.post("/api/jobs", json={"source": {"upload_id": jfk}, "outputs": ["srt"]})
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    assert submitted.json()["estimate"]["media_seconds"] == pytest.approx(11.0, abs=0.1)
+    assert submitted.json()["actual"] is None
+    timings = {"fetch": 0.01, "probe": 0.01, "audio": 0.1, "transcribe": 2.4, "render": 0.01,
+               "upload": 0.02}  # fmt: skip
+    result = {"start": 0.0, "end": None, "media": {"duration": 11.0}, "timings": timings,
+              "transcript": {"model": {"name": "base", "device": "cpu"}}}  # fmt: skip
+    claim = live.claim()
+    live.run(live.runtime.queue.complete(claim, result))
+    job = admin.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done"
+    assert job["estimate"] == submitted.json()["estimate"]
+    assert job["actual"]["seconds"] == pytest.approx(2.55)
+    assert job["actual"]["steps"] == timings
+    listed = admin.get("/api/jobs").json()["items"][0]
+    assert listed["actual"] == job["actual"]
+    # The deployment has now measured every step of such a job.
+    again = _estimate(admin, {"source": {"upload_id": jfk}, "outputs": ["srt"]})
+    assert again["basis"] == "measured"
+    steps = {s["name"]: s for s in again["steps"]}
+    assert steps["transcribe"]["seconds"] == pytest.approx(2.4)
+    assert steps["transcribe"]["samples"] == 1
