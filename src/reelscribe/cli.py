@@ -352,7 +352,8 @@ def estimate(**values: Any) -> None:
     plan, settings = _transcribe_plan(values)
     request = plan.request
     media = probe_source(request.source, request.fetch,
-                         max_bytes=settings.estimate_probe_max_bytes)  # fmt: skip
+                         max_bytes=settings.estimate_probe_max_bytes,
+                         deadline=settings.estimate_probe_timeout)  # fmt: skip
     speeds, note = asyncio.run(deployment_speeds(settings))
     result = estimate_run(
         [s.name for s in plan.stages], media.duration, request.time_range,

@@ -37,7 +37,7 @@ from reelscribe.errors import (
     UnsupportedSourceError,
 )
 from reelscribe.media import ytdlp
-from reelscribe.netguard import URLGuard, guarded_transport
+from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.fetch import FetchOptions
 
 #: What one range request asks for; the demuxer's reads are served from these blocks.
@@ -155,10 +155,26 @@ def ranged_duration(file: RangedFile, name: str) -> float:
     raise DurationUnknownError(f"{name} does not state its duration in its headers")
 
 
-def probe_url(url: str, options: FetchOptions, *, max_bytes: int) -> RemoteMedia:
-    """The duration of the media at ``url``, learnt without downloading it."""
+def probe_url(
+    url: str, options: FetchOptions, *, max_bytes: int, deadline: float = 30.0
+) -> RemoteMedia:
+    """The duration of the media at ``url``, learnt without downloading it; a source
+    still answering after ``deadline`` seconds is cut off (a trickling server would
+    otherwise hold the thread past any per-read timeout)."""
     guard = URLGuard.from_entries(options.allowed_networks)
     guard.check_url(url)
+    pace = Pace(deadline=deadline)
+    guard.pace = pace
+    with pace.watch():
+        try:
+            return _probe_url(url, options, guard, max_bytes)
+        except Exception as exc:
+            if pace.error is not None and exc is not pace.error:
+                raise pace.error from exc  # the watchdog's verdict is the real reason
+            raise
+
+
+def _probe_url(url: str, options: FetchOptions, guard: URLGuard, max_bytes: int) -> RemoteMedia:
     if ytdlp.specific_extractor(url) is not None:
         return _from_ytdlp(url, options, guard, generic=False)
     with httpx.Client(
@@ -266,10 +282,12 @@ def _from_ytdlp(url: str, options: FetchOptions, guard: URLGuard, *, generic: bo
     return RemoteMedia(media.duration, "ytdlp", media.title, media.filesize, 0)
 
 
-def probe_source(source: str, options: FetchOptions, *, max_bytes: int) -> RemoteMedia:
+def probe_source(
+    source: str, options: FetchOptions, *, max_bytes: int, deadline: float = 30.0
+) -> RemoteMedia:
     """The duration of a local file (probed in place) or of a URL (see :func:`probe_url`)."""
     if source.lower().startswith(("http://", "https://")):
-        return probe_url(source, options, max_bytes=max_bytes)
+        return probe_url(source, options, max_bytes=max_bytes, deadline=deadline)
     from reelscribe.pipeline.probe import probe
 
     path = Path(source).expanduser()

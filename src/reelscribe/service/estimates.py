@@ -10,6 +10,7 @@ deployment's recent finished jobs (:mod:`reelscribe.pipeline.estimate`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelscribe.asr.catalog import check_job_model
 from reelscribe.backends.db import JobRow, JobStatus, create_engine, reader
+from reelscribe.backends.faults import describe
 from reelscribe.backends.storage import ByteRange
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError, NetworkError, ReelscribeError
+from reelscribe.errors import InvalidInputError, NetworkError
 from reelscribe.pipeline.estimate import (
     Estimate,
     Prices,
@@ -89,12 +91,15 @@ class EstimateService:
         self.uploads = uploads
         self.prices = Prices.from_settings(runtime.settings)
         self._reader = reader(runtime.engine)
+        self._pending: set[asyncio.Task[dict[str, Any] | None]] = set()
 
     async def speeds(self) -> SpeedTable:
         """Step speeds learnt from the latest finished jobs' step timings."""
         return await learn_speeds(self._reader, self.settings.estimate_history)
 
-    async def estimate(self, spec: JobSpec, caller: ApiKey) -> Estimate:
+    async def estimate(
+        self, spec: JobSpec, caller: ApiKey, *, speeds: SpeedTable | None = None
+    ) -> Estimate:
         """The estimate of the job ``spec`` describes; raises what submitting it would
         (unknown upload, blocked URL, a model not allowed, a range past the media)."""
         if spec.options.model is not None:
@@ -106,7 +111,7 @@ class EstimateService:
             media.duration,
             spec.time_range(),
             max_seconds=min(self.settings.max_duration, self.settings.max_clip_seconds),
-            speeds=await self.speeds(),
+            speeds=speeds or await self.speeds(),
             prices=self.prices,
             model=spec.options.model or self.settings.model,
             device=device_of(self.settings.device),
@@ -115,14 +120,32 @@ class EstimateService:
 
     async def record(self, job_id: str, spec: JobSpec, caller: ApiKey) -> dict[str, Any] | None:
         """Estimates a job just submitted and stores the estimate with it. Never fails
-        the submission: a source whose duration cannot be learnt now gets none."""
+        the submission: a source whose duration cannot be learnt gets none.
+
+        An upload is probed where it lies, at once. A URL is probed in the background
+        (the estimate is stored a moment later): a submission must not wait for a
+        third-party server. The speeds are read first either way, so a job that ends
+        before its estimate is made is not counted in it."""
+        speeds = await self.speeds()
+        if spec.source.url is None:
+            return await self._record(job_id, spec, caller, speeds)
+        task = asyncio.create_task(self._record(job_id, spec, caller, speeds))
+        self._pending.add(task)  # held: the loop keeps only weak references to tasks
+        task.add_done_callback(self._pending.discard)
+        return None
+
+    async def _record(
+        self, job_id: str, spec: JobSpec, caller: ApiKey, speeds: SpeedTable
+    ) -> dict[str, Any] | None:
         try:
-            estimate = (await self.estimate(spec, caller)).to_dict()
-        except (ReelscribeError, TimeoutError) as exc:
-            log.info("job %s: no estimate: %s", job_id, exc)
+            estimate = (await self.estimate(spec, caller, speeds=speeds)).to_dict()
+            async with self.runtime.engine.begin() as conn:
+                await conn.execute(
+                    update(JobRow).where(JobRow.id == job_id).values(estimate=estimate)
+                )
+        except Exception as exc:  # an estimate is a courtesy: never the job's failure
+            log.info("job %s: no estimate: %s", job_id, describe(exc))
             return None
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(update(JobRow).where(JobRow.id == job_id).values(estimate=estimate))
         return estimate
 
     # --- probing ------------------------------------------------------------------------
@@ -137,7 +160,8 @@ class EstimateService:
             try:
                 with anyio.fail_after(timeout):
                     media = await anyio.to_thread.run_sync(
-                        lambda: probe_url(url, options, max_bytes=limit), abandon_on_cancel=True
+                        lambda: probe_url(url, options, max_bytes=limit, deadline=timeout),
+                        abandon_on_cancel=True,
                     )
             except TimeoutError as exc:
                 raise NetworkError(f"{url} did not tell its duration within {timeout:g} s") from exc
