@@ -102,6 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if not chunk:
                         break
                     self.wfile.write(chunk)
+                    owner._sent(path, len(chunk))
                     remaining -= len(chunk)
 
     def _stream_unsized(self, file: Path, ctype: str, body: bool) -> None:
@@ -131,6 +132,8 @@ class RangeServer:
         self.unsized: set[str] = set()
         self.content_types: dict[str, str] = {}
         self.requests: list[RecordedRequest] = []
+        #: Body bytes served per path (ranged and whole answers).
+        self.bytes_sent: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server = _Server((host, 0), _Handler)
         self._server.owner = self
@@ -163,6 +166,10 @@ class RangeServer:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _sent(self, path: str, count: int) -> None:
+        with self._lock:
+            self.bytes_sent[path] = self.bytes_sent.get(path, 0) + count
 
     def count(self, path: str | None = None) -> int:
         with self._lock:

@@ -312,25 +312,85 @@ def transcribe(
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe a file or URL (optionally a range) into subtitles and transcripts."""
-    settings = _with_llm(get_settings(), llm_url, llm_model, llm_key)
-    options = _options(
-        model=model, language=language, task=task, clip_mode=clip_mode,
-        initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
-        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
-        min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
-        speaker_names=speaker_names, speaker_label=speaker_label,
-        summary=summary, summary_sentences=summary_sentences,
-        summary_ratio=summary_ratio, keywords=keywords, chapters=chapters, llm=llm,
-        action_items=action_items, questions=questions, moderate=moderate,
-        style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
-               "outline_colour": outline_colour, "outline": outline},
-        cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},
-    )  # fmt: skip
-    outputs = [*_outputs(format), *(["clip"] if clip_out else []),
-               *(["burned_clip"] if burn_in else [])]  # fmt: skip
-    plan = _plan(source, options, settings, outputs=outputs, start=start, end=end,
-                 cookies=cookies)  # fmt: skip
+    plan, settings = _transcribe_plan(dict(locals()))
     _execute(plan, out, settings, as_json=as_json, quiet=quiet)
+
+
+def _transcribe_plan(v: dict[str, Any]) -> tuple[JobPlan, Settings]:
+    """The plan and settings of ``transcribe``'s flags (``estimate`` takes the same)."""
+    settings = _with_llm(get_settings(), v["llm_url"], v["llm_model"], v["llm_key"])
+    names = ("model", "language", "task", "clip_mode", "initial_prompt", "hotwords",
+             "temperature", "speakers", "num_speakers", "min_speakers", "max_speakers",
+             "channels", "speaker_names", "speaker_label", "summary", "summary_sentences",
+             "summary_ratio", "keywords", "chapters", "llm", "action_items", "questions",
+             "moderate")  # fmt: skip
+    options = _options(
+        words_in_markdown=v["words_in_md"], **{name: v[name] for name in names},
+        style={"font_size": v["font_size"], "position": v["position"],
+               "primary_colour": v["primary_colour"], "outline_colour": v["outline_colour"],
+               "outline": v["outline"]},
+        cue={"max_chars_per_line": v["max_line_chars"], "max_lines": v["max_lines"],
+             "max_cps": v["max_cps"]},
+    )  # fmt: skip
+    outputs = [*_outputs(v["format"]), *(["clip"] if v["clip_out"] else []),
+               *(["burned_clip"] if v["burn_in"] else [])]  # fmt: skip
+    plan = _plan(v["source"], options, settings, outputs=outputs, start=v["start"],
+                 end=v["end"], cookies=v["cookies"])  # fmt: skip
+    return plan, settings
+
+
+def estimate(**values: Any) -> None:
+    """Estimate a transcribe run's time and cost without running it (the flags of
+    transcribe). Speeds come from the job database's finished jobs (REELSCRIBE_DATABASE_URL),
+    else built-in defaults."""
+    import asyncio
+
+    from reelscribe.pipeline.estimate import Prices, estimate_run
+    from reelscribe.pipeline.remote_probe import probe_source
+    from reelscribe.service.estimates import deployment_speeds, device_of
+
+    plan, settings = _transcribe_plan(values)
+    request = plan.request
+    media = probe_source(request.source, request.fetch,
+                         max_bytes=settings.estimate_probe_max_bytes,
+                         deadline=settings.estimate_probe_timeout)  # fmt: skip
+    speeds, note = asyncio.run(deployment_speeds(settings))
+    result = estimate_run(
+        [s.name for s in plan.stages], media.duration, request.time_range,
+        max_seconds=settings.max_duration, speeds=speeds,
+        prices=Prices.from_settings(settings), model=values["model"] or settings.model,
+        device=device_of(settings.device), probe=media.method,
+    )  # fmt: skip
+    if note:
+        typer.echo(f"reelscribe: default speeds: {note}", err=True)
+    if values["as_json"]:
+        typer.echo(json.dumps(result.to_dict() | {"note": note}, indent=2))
+        return
+    typer.echo(f"{request.source}: {result.media_seconds:g} s of media "
+               f"(the source lasts {result.source_duration:g} s)")  # fmt: skip
+    for step in result.steps:
+        basis = f"measured ({step.samples} jobs)" if step.basis == "measured" else "default"
+        typer.echo(f"  {step.name:<14}{step.seconds:>9.2f} s  {basis}")
+    cost = result.cost
+    typer.echo(f"  {'total':<14}{result.seconds:>9.2f} s  on {result.device}, model {result.model}")
+    typer.echo(f"  {'cost':<14}{cost.total:>9.4f} {cost.currency} "
+               f"(compute {cost.compute:g}, audio {cost.audio:g})")  # fmt: skip
+
+
+def _share_flags(command: Any, like: Any, *, without: tuple[str, ...]) -> None:
+    """Gives ``command`` the flags of ``like`` (less ``without``), so the two cannot drift."""
+    import inspect
+    import typing
+
+    signature = inspect.signature(like, eval_str=True)
+    params = [p for name, p in signature.parameters.items() if name not in without]
+    command.__signature__ = signature.replace(parameters=params)
+    hints = typing.get_type_hints(like, include_extras=True)
+    command.__annotations__ = {p.name: hints[p.name] for p in params}
+
+
+_share_flags(estimate, transcribe, without=("out", "quiet"))
+app.command(name="estimate")(estimate)
 
 
 def _outputs(value: str) -> list[str]:

@@ -321,6 +321,31 @@ class Settings(BaseSettings):
         description="Comma-separated NudeNet labels that make a frame unsafe.",
     )
 
+    # --- estimates (time and cost before a job runs) -------------------------------
+    price_cpu_per_hour: float = Field(
+        0.0, ge=0, description="What an hour of a CPU worker costs (0: free), for estimates."
+    )
+    price_gpu_per_hour: float = Field(
+        0.0, ge=0, description="What an hour of a GPU worker costs (0: free), for estimates."
+    )
+    price_per_audio_minute: dict[str, float] = Field(
+        default_factory=dict,
+        description="Price of an audio minute per ASR engine name, as JSON (e.g. "
+        '{"hosted": 0.006}); engines not listed cost nothing per minute.',
+    )
+    price_currency: str = Field("USD", max_length=8, description="Currency of the prices.")
+    estimate_history: int = Field(
+        200, ge=1, le=5000, description="Finished jobs whose step timings estimates learn from."
+    )
+    estimate_probe_timeout: float = Field(
+        10.0, gt=0, description="Longest an estimate waits for a source's duration (seconds)."
+    )
+    estimate_probe_max_bytes: int = Field(
+        4 * 1024**2,
+        gt=0,
+        description="Most bytes of a URL or upload read to learn its duration (never the media).",
+    )
+
     @field_validator("moderation_unsafe_labels", mode="before")
     @classmethod
     def _split_labels(cls, value: object) -> object:

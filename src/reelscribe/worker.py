@@ -463,6 +463,7 @@ class Worker:
         return str(await self.hub.source(claim, spec.source.upload_id, tmp / "source"))
 
     async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
+        started = time.perf_counter()
         outputs: dict[str, Any] = {}
         for name, path in result.outputs.items():
             outputs[name] = await self.hub.store_output(claim, name, path)
@@ -479,6 +480,9 @@ class Worker:
                 doc.write_text(render(result.transcript, "json"), encoding="utf-8")
                 stored = await self.hub.store_output(claim, "json", doc)
                 summary["transcript_key"] = stored["key"]
+        # The upload is a step like the pipeline's: estimates learn its speed too.
+        summary["timings"] = {**summary.get("timings", {}),
+                              UPLOAD_STEP[0]: time.perf_counter() - started}  # fmt: skip
         return summary
 
 

@@ -15,6 +15,7 @@ from reelscribe import __version__
 from reelscribe.api import (
     blobs,
     errors,
+    estimates,
     events,
     health,
     jobs,
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (jobs, events, uploads, keys, blobs, health, ui, models, v1, worker):
+    for module in (jobs, estimates, events, uploads, keys, blobs, health, ui, models, v1, worker):
         app.include_router(module.router)
     errors.install(app)
     v1.errors.install(app)  # OpenAI's error shape on /v1, over the handlers above

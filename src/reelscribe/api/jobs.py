@@ -9,6 +9,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from reelscribe.api.deps import JobsDep, ReadKey, RuntimeDep, SubmitKey
 from reelscribe.api.errors import error_responses
+from reelscribe.api.estimate_schemas import ActualPublic, estimate_public
+from reelscribe.api.estimates import estimates_of
 from reelscribe.api.schemas import (
     JobCreate,
     JobErrorPublic,
@@ -24,6 +26,8 @@ from reelscribe.api.schemas import (
     WebhookDeliveryPublic,
 )
 from reelscribe.backends.db import JobRow, JobStatus
+from reelscribe.config import Settings
+from reelscribe.pipeline.estimate import Prices, actual_of
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import (
     METADATA_MAX_BYTES,
@@ -70,7 +74,8 @@ def _within_limits(spec: dict[str, Any]) -> dict[str, Any]:
     return spec if kept == metadata else {**spec, "metadata": kept}
 
 
-def job_public(row: JobRow, base: str) -> JobPublic:
+def job_public(row: JobRow, base: str, settings: Settings | None = None) -> JobPublic:
+    """``settings`` price the actual cost of a finished job (no ``actual`` without)."""
     url = f"{base}/api/jobs/{row.id}"
     error = None
     if row.error_code is not None:
@@ -99,7 +104,17 @@ def job_public(row: JobRow, base: str) -> JobPublic:
             result=f"{url}/result",
             cancel=f"{url}/cancel",
         ),
+        estimate=estimate_public(row.estimate),
+        actual=actual_public(row, settings),
     )
+
+
+def actual_public(row: JobRow, settings: Settings | None) -> ActualPublic | None:
+    """What a done job took and cost, at the deployment's prices."""
+    if settings is None or row.status is not JobStatus.DONE:
+        return None
+    actual = actual_of(row.result, Prices.from_settings(settings))
+    return None if actual is None else ActualPublic.model_validate(actual.to_dict())
 
 
 @router.post(
@@ -129,7 +144,9 @@ async def create_job(
     ] = None,
 ) -> JobPublic:
     row, created = await jobs.create(spec, caller=key, idempotency_key=idempotency_key)
-    public = job_public(row, base_url(runtime, request))
+    if created:
+        row.estimate = await estimates_of(request).record(row.id, spec, key)
+    public = job_public(row, base_url(runtime, request), runtime.settings)
     response.headers["Location"] = public.links.self_
     if not created:
         response.status_code = 200
@@ -152,14 +169,15 @@ async def list_jobs(
 ) -> JobList:
     rows, next_cursor = await jobs.list_jobs(key, status=status, limit=limit, cursor=cursor)
     base = base_url(runtime, request)
-    return JobList(items=[job_public(row, base) for row in rows], next_cursor=next_cursor)
+    items = [job_public(row, base, runtime.settings) for row in rows]
+    return JobList(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", summary="Read a job", responses=error_responses(404))
 async def get_job(
     job_id: JobId, request: Request, key: ReadKey, jobs: JobsDep, runtime: RuntimeDep
 ) -> JobPublic:
-    return job_public(await jobs.get(job_id, key), base_url(runtime, request))
+    return job_public(await jobs.get(job_id, key), base_url(runtime, request), runtime.settings)
 
 
 @router.post(
@@ -171,7 +189,7 @@ async def get_job(
 async def cancel_job(
     job_id: JobId, request: Request, key: SubmitKey, jobs: JobsDep, runtime: RuntimeDep
 ) -> JobPublic:
-    return job_public(await jobs.cancel(job_id, key), base_url(runtime, request))
+    return job_public(await jobs.cancel(job_id, key), base_url(runtime, request), runtime.settings)
 
 
 @router.post(
@@ -183,7 +201,7 @@ async def cancel_job(
 async def retry_job(
     job_id: JobId, request: Request, key: SubmitKey, jobs: JobsDep, runtime: RuntimeDep
 ) -> JobPublic:
-    return job_public(await jobs.retry(job_id, key), base_url(runtime, request))
+    return job_public(await jobs.retry(job_id, key), base_url(runtime, request), runtime.settings)
 
 
 @router.delete(
@@ -228,7 +246,9 @@ async def job_steps(job_id: JobId, key: ReadKey, jobs: JobsDep) -> StepList:
     summary="Download links of a done job's outputs",
     responses=error_responses(404, 409, 410),
 )
-async def job_result(job_id: JobId, key: ReadKey, jobs: JobsDep) -> ResultPublic:
+async def job_result(
+    job_id: JobId, key: ReadKey, jobs: JobsDep, runtime: RuntimeDep
+) -> ResultPublic:
     view = await jobs.result(job_id, key)
     return ResultPublic(
         job_id=view.job.id,
@@ -247,6 +267,8 @@ async def job_result(job_id: JobId, key: ReadKey, jobs: JobsDep) -> ResultPublic
         expires_at=view.job.expires_at,
         transcript=view.transcript,
         summary=view.summary,
+        estimate=estimate_public(view.job.estimate),
+        actual=actual_public(view.job, runtime.settings),
     )
 
 
@@ -256,10 +278,10 @@ async def job_result(job_id: JobId, key: ReadKey, jobs: JobsDep) -> ResultPublic
     responses=error_responses(404, 409, 422),
 )
 async def rename_speakers(
-    job_id: JobId, body: SpeakerRename, key: SubmitKey, jobs: JobsDep
+    job_id: JobId, body: SpeakerRename, key: SubmitKey, jobs: JobsDep, runtime: RuntimeDep
 ) -> ResultPublic:
     await jobs.rename_speakers(job_id, key, body.names)
-    return await job_result(job_id, key, jobs)
+    return await job_result(job_id, key, jobs, runtime)
 
 
 @router.patch(

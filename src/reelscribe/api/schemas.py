@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from reelscribe.api.estimate_schemas import ActualPublic, EstimatePublic
 from reelscribe.backends.db import JobStatus
 from reelscribe.options import SpeakerName
 from reelscribe.service.auth import Scope
@@ -68,6 +69,12 @@ class JobPublic(BaseModel):
     expires_at: datetime | None = Field(description="When a done job's results go.")
     spec: JobSpec
     links: JobLinks
+    estimate: EstimatePublic | None = Field(
+        None, description="The time and cost estimated at submission (POST /api/estimates)."
+    )
+    actual: ActualPublic | None = Field(
+        None, description="What the finished job took and cost, beside the estimate."
+    )
 
 
 class JobList(BaseModel):
@@ -110,6 +117,8 @@ class ResultPublic(BaseModel):
         description="The JSON transcript (reelscribe.transcript) when 'json' was asked for."
     )
     summary: dict[str, Any] = Field(description="Time range, media facts, timings.")
+    estimate: EstimatePublic | None = Field(None, description="Estimated at submission.")
+    actual: ActualPublic | None = Field(None, description="What the job took and cost.")
 
 
 class UploadPublic(BaseModel):

@@ -327,7 +327,8 @@ def test_slow_and_looping_sources_fail_the_job_at_once(
     assert ended["status"] == "failed", ended
     assert ended["error"]["code"] == code
     assert ended["attempts"] == 1
-    assert _Hostile.hits[path] <= (1 if path != "/loop" else 11)
+    # The worker's tries, plus as many by the estimate's probe at submission.
+    assert _Hostile.hits[path] <= 2 * (1 if path != "/loop" else 11)
 
 
 def test_jobs_stored_before_the_metadata_limits_are_listed_cut_down(

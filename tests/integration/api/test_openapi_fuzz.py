@@ -10,8 +10,8 @@ operation and mode.
 
 Two adjustments, each because the rule cannot be written in JSON Schema:
 
-* ``POST /api/jobs`` may refuse schema-valid specs with 400 (SSRF policy, range
-  limits from settings) or 422 (``end`` must come after ``start``);
+* ``POST /api/jobs`` and ``POST /api/estimates`` may refuse schema-valid specs with 400
+  (SSRF policy, range limits from settings) or 422 (``end`` must come after ``start``);
 * ``POST /api/uploads/resumable`` and ``/presigned`` may refuse a size over the
   configured limit (413).
 
@@ -39,6 +39,8 @@ EXAMPLES = 25
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 EXTRA_ACCEPTED = {
     "POST /api/jobs": ["400", "422"],
+    # The same body as a job, refused the same ways (and 400 duration_unknown).
+    "POST /api/estimates": ["400", "422"],
     "POST /api/uploads/resumable": ["413"],
     "POST /api/uploads/presigned": ["413"],
     # A name for a speaker id the job does not have is refused with 400.

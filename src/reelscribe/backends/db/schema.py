@@ -115,6 +115,9 @@ class JobRow(Base):
     #: Audio seconds charged to the owner's daily quota at submit for a job without an
     #: end, until the probed duration (``result.media.duration``) settles it.
     audio_reserved_seconds: Mapped[float | None] = mapped_column(Float)
+    #: The time and cost estimate made at submission (see reelscribe.pipeline.estimate);
+    #: None when the source's duration could not be learnt then.
+    estimate: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
 
     __table_args__ = (
         CheckConstraint("priority BETWEEN 0 AND 2", name="priority_rank"),
