@@ -296,10 +296,10 @@ async def rename_speakers(
     responses=error_responses(404, 409, 413, 422),
 )
 async def correct_transcript(
-    job_id: JobId, body: TranscriptEdit, key: SubmitKey, jobs: JobsDep
+    job_id: JobId, body: TranscriptEdit, key: SubmitKey, jobs: JobsDep, runtime: RuntimeDep
 ) -> ResultPublic:
     await jobs.correct_text(job_id, key, [(s.index, s.text) for s in body.segments])
-    return await job_result(job_id, key, jobs)
+    return await job_result(job_id, key, jobs, runtime)
 
 
 @router.get(
