@@ -46,11 +46,13 @@ from reelscribe.asr.engine import EngineOptions, load_model
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
-from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.backends.queue import Claim
 from reelscribe.config import Settings
 from reelscribe.errors import (
     ContentBlockedError,
     InvalidInputError,
+    JobAborted,
+    LeaseLost,
     ProcessingError,
     ReelscribeError,
 )
@@ -76,10 +78,6 @@ UPLOAD_STEP = ("upload", 0.5)
 #: How long a cancelled pipeline may take to stop before the job is marked cancelled
 #: anyway (the thread is still waited for before its scratch folder is removed).
 CANCEL_GRACE = 0.5
-
-
-class JobAborted(ReelscribeError):
-    code = "aborted"
 
 
 @dataclass

@@ -26,14 +26,8 @@ from reelscribe.backends.queue import DatabaseQueue, Queue
 from reelscribe.backends.storage import BlobStore, open_storage
 from reelscribe.backends.storage.local import FILE_MODE, make_private_dirs
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import InvalidInputError, UnsafeConfigError
 from reelscribe.service.changes import JobChanges
-
-
-class UnsafeConfigError(InvalidInputError):
-    """A combination of settings that would lose data or expose the service."""
-
-    code = "unsafe_config"
 
 
 def is_loopback(host: str) -> bool:

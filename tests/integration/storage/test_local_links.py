@@ -19,12 +19,10 @@ from reelscribe.backends.storage import (
     BlobResponse,
     LinkSigner,
     LocalStorage,
-    SignedLinkError,
-    StorageError,
     open_storage,
     serve_signed,
 )
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import InvalidInputError, SignedLinkError, StorageError
 
 from .conftest import LOCAL_BASE_URL, SIGNING_KEY
 

@@ -14,29 +14,25 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import InvalidInputError, StorageError
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
     BlobInfo,
-    BlobNotFoundError,
     BlobStore,
     ByteRange,
     PartInfo,
     PutResult,
-    RangeNotSatisfiableError,
-    StorageError,
     content_disposition,
     content_key,
     validate_key,
 )
 from .local import LocalStorage
-from .signing import BlobResponse, LinkSigner, SignedLinkError, serve_blob, serve_signed
+from .signing import BlobResponse, LinkSigner, serve_blob, serve_signed
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
     "BlobInfo",
-    "BlobNotFoundError",
     "BlobResponse",
     "BlobStore",
     "ByteRange",
@@ -44,9 +40,6 @@ __all__ = [
     "LocalStorage",
     "PartInfo",
     "PutResult",
-    "RangeNotSatisfiableError",
-    "SignedLinkError",
-    "StorageError",
     "content_disposition",
     "content_key",
     "open_storage",

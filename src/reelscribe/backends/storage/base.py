@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 from urllib.parse import quote
 
-from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
+from reelscribe.errors import InvalidInputError, RangeNotSatisfiableError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: S3's limit on a key, in UTF-8 bytes; applied everywhere so both stores accept the same keys.
@@ -41,23 +41,6 @@ _CONTENT_TYPE = re.compile(
     r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\x00-\x1f\x7f]*\"|[A-Za-z0-9!#$&^_.+-]+))*"
 )
 _RANGE_HEADER = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)  # units are case-insensitive
-
-
-class BlobNotFoundError(UserError):
-    code = "blob_not_found"
-
-
-class RangeNotSatisfiableError(InvalidInputError):
-    code = "range_not_satisfiable"
-
-    def __init__(self, message: str, *, size: int | None = None) -> None:
-        super().__init__(message)
-        #: The blob's size when known, for a ``Content-Range: bytes */size`` header.
-        self.size = size
-
-
-class StorageError(ReelscribeError):
-    code = "storage_error"
 
 
 class PutResult(NamedTuple):

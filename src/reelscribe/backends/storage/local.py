@@ -42,18 +42,22 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import (
+    BlobNotFoundError,
+    InvalidInputError,
+    StorageError,
+    UploadPartsMissingError,
+    UploadTooLargeError,
+)
 from reelscribe.files import sha256_file
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
     MAX_EXPIRES_IN,
     BlobInfo,
-    BlobNotFoundError,
     ByteRange,
     PartInfo,
     PutResult,
-    StorageError,
     validate_content_type,
     validate_expires_in,
     validate_key,
@@ -454,14 +458,10 @@ class LocalStorage:
                 try:
                     source = (folder / f"{part.number:05d}.part").open("rb")
                 except FileNotFoundError as exc:
-                    raise InvalidInputError(
-                        f"part {part.number} is missing", code="upload_parts_missing"
-                    ) from exc
+                    raise UploadPartsMissingError(f"part {part.number} is missing") from exc
                 with source:
                     if os.fstat(source.fileno()).st_size != part.size:  # re-sent meanwhile
-                        raise InvalidInputError(
-                            f"part {part.number} changed size", code="upload_parts_missing"
-                        )
+                        raise UploadPartsMissingError(f"part {part.number} changed size")
                     while chunk := source.read(_BLOCK):
                         digest.update(chunk)
                         out.write(chunk)
@@ -612,7 +612,5 @@ async def _at_most(chunks: AsyncIterable[bytes], limit: int) -> AsyncGenerator[b
     async for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise InvalidInputError(
-                f"part larger than its declared {limit} bytes", code="upload_too_large"
-            )
+            raise UploadTooLargeError(f"part larger than its declared {limit} bytes")
         yield chunk

@@ -30,17 +30,21 @@ from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from reelscribe.errors import InvalidInputError, NetworkError, ReelscribeError
+from reelscribe.errors import (
+    BlobNotFoundError,
+    InvalidInputError,
+    NetworkError,
+    RangeNotSatisfiableError,
+    ReelscribeError,
+    StorageError,
+)
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
     BlobInfo,
-    BlobNotFoundError,
     ByteRange,
     PartInfo,
     PutResult,
-    RangeNotSatisfiableError,
-    StorageError,
     content_disposition,
     validate_content_type,
     validate_expires_in,
