@@ -632,8 +632,8 @@ def _run_service(
 ) -> None:
     import asyncio
 
+    from reelscribe.launch import run_service
     from reelscribe.logs import configure
-    from reelscribe.service.processes import run_service
 
     configure()
 
@@ -717,8 +717,8 @@ def worker(
 def _run_remote_worker(settings: Settings, *, burst: bool) -> None:
     import asyncio
 
+    from reelscribe.launch import run_remote_worker
     from reelscribe.logs import configure
-    from reelscribe.service.processes import run_remote_worker
 
     configure()
 
