@@ -43,6 +43,7 @@ from reelscribe.errors import (
     UnsupportedSourceError,
 )
 from reelscribe.media import ytdlp
+from reelscribe.media.cookies import COOKIES_HINT, cookie_file, load_cookie_jar
 from reelscribe.models import TimeRange
 from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.cache import DownloadCache, cache_key
@@ -284,15 +285,13 @@ def _fetch_http(
     progress: ProgressCallback | None,
 ) -> FetchResult:
     with contextlib.ExitStack() as stack:
-        cookies_path = stack.enter_context(
-            ytdlp.cookie_file(options.cookies_file, options.cookies_text)
-        )
+        cookies_path = stack.enter_context(cookie_file(options.cookies_file, options.cookies_text))
         client = stack.enter_context(
             httpx.Client(
                 transport=guarded_transport(guard),
                 timeout=httpx.Timeout(options.timeout),
                 follow_redirects=False,
-                cookies=ytdlp.load_cookie_jar(cookies_path) if cookies_path else None,
+                cookies=load_cookie_jar(cookies_path) if cookies_path else None,
                 headers={"Accept-Encoding": "identity", "User-Agent": "reelscribe"},
             )
         )
@@ -341,7 +340,7 @@ def _check_status(response: httpx.Response, url: str) -> None:
         return
     what = f"fetching {url} failed: HTTP {status} {response.reason_phrase}"
     if status in (401, 403):
-        raise AuthRequiredError(f"{what}: {ytdlp.COOKIES_HINT}")
+        raise AuthRequiredError(f"{what}: {COOKIES_HINT}")
     if status in (404, 410):
         raise SourceNotFoundError(what)
     if status == 429 or status >= 500:
@@ -437,7 +436,7 @@ def _fetch_ytdlp(
     workdir = Path(tempfile.mkdtemp(prefix=".ytdlp-", dir=dest_dir))
     try:
         with (
-            ytdlp.cookie_file(options.cookies_file, options.cookies_text) as cookies,
+            cookie_file(options.cookies_file, options.cookies_text) as cookies,
             ytdlp.YtdlpSession(
                 guard,
                 workdir,
