@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiobotocore.session import get_session
 
-from reelscribe.backends.storage import open_storage
+from reelscribe.backends.open import open_storage
 from reelscribe.backends.storage.s3 import S3Options, S3Storage
 from reelscribe.errors import InvalidInputError, NetworkError, StorageError
 
