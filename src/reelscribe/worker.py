@@ -66,6 +66,7 @@ from reelscribe.progress import Progress
 from reelscribe.service import scratch
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec, to_plan
+from reelscribe.sources import MediaSource, UploadSource, UrlSource
 
 __all__ = ["CANCEL_GRACE", "JobAborted", "Worker", "run_worker", "store_output"]
 
@@ -453,12 +454,13 @@ class Worker:
         error = ProcessingError(f"internal error: {type(exc).__name__}: {exc}")
         await self._settle(claim, "fail", lambda: queue.fail(claim, error, retryable=True))
 
-    async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> str:
+    async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> MediaSource:
         if spec.source.url is not None:
-            return spec.source.url  # fetched by the pipeline, wherever the worker runs
+            return UrlSource(spec.source.url)  # fetched by the pipeline, wherever it runs
         if spec.source.upload_id is None:
             raise InvalidInputError("the job names no source")
-        return str(await self.hub.source(claim, spec.source.upload_id, tmp / "source"))
+        path = await self.hub.source(claim, spec.source.upload_id, tmp / "source")
+        return UploadSource(Path(path), spec.source.upload_id)
 
     async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
         outputs: dict[str, Any] = {}

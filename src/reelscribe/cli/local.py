@@ -67,6 +67,7 @@ from reelscribe.errors import InvalidInputError, ReelscribeError
 from reelscribe.formats import parse_formats
 from reelscribe.models import ClipMode, TimeRange
 from reelscribe.options import JobOptions, parse_speaker_names
+from reelscribe.sources import parse_source
 
 if TYPE_CHECKING:  # the pipeline (yt-dlp, PyAV, NumPy) is imported by the commands using it
     from reelscribe.pipeline.fetch import FetchOptions
@@ -114,7 +115,8 @@ def _plan(
 ) -> JobPlan:
     from reelscribe.pipeline.plan import build_plan
 
-    return build_plan(source, options, settings, outputs=outputs,
+    # The one place the CLI's argument is read as a path or a URL.
+    return build_plan(parse_source(source), options, settings, outputs=outputs,
                       time_range=TimeRange.parse(start, end),
                       fetch=_fetch(settings, cookies))  # fmt: skip
 

@@ -47,6 +47,7 @@ from reelscribe.console import ProgressDisplay
 from reelscribe.errors import InvalidInputError, ReelscribeError
 from reelscribe.models import ClipMode
 from reelscribe.progress import Progress
+from reelscribe.sources import LocalFileSource, UrlSource, parse_source
 
 
 def _metadata(pairs: list[str]) -> dict[str, str]:
@@ -142,11 +143,11 @@ def submit(
     if webhook_url is not None:
         spec["webhook_url"] = webhook_url
     with Client(base, api_key) as client:
-        path = Path(source)
-        if path.is_file():
-            spec["source"] = {"upload_id": client.upload(path)["id"]}
-        elif source.startswith(("http://", "https://")):
-            spec["source"] = {"url": source}
+        typed = parse_source(source)
+        if isinstance(typed, LocalFileSource) and typed.path.is_file():
+            spec["source"] = {"upload_id": client.upload(typed.path)["id"]}
+        elif isinstance(typed, UrlSource) and typed.url.startswith(("http://", "https://")):
+            spec["source"] = {"url": typed.url}
         else:
             raise InvalidInputError(f"{source} is neither an existing file nor an http(s) URL")
         job = client.submit(spec)

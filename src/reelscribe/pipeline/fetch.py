@@ -48,6 +48,7 @@ from reelscribe.models import TimeRange
 from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.cache import DownloadCache, cache_key
 from reelscribe.progress import EtaTracker, ProgressCallback, report
+from reelscribe.sources import MediaSource, UrlSource, as_source
 
 STAGE = "fetch"
 MAX_REDIRECTS = 10
@@ -132,14 +133,18 @@ class FetchResult:
 
 
 def fetch(
-    source: str, dest_dir: Path, options: FetchOptions, progress: ProgressCallback | None = None
+    source: MediaSource | str,
+    dest_dir: Path,
+    options: FetchOptions,
+    progress: ProgressCallback | None = None,
 ) -> FetchResult:
-    """Makes ``source`` available as a local file, downloading into ``dest_dir``."""
-    source = source.strip()
-    scheme = _scheme(source)
-    if scheme is None:
-        return _local(source)
-    if scheme not in ("http", "https"):
+    """Makes ``source`` available as a local file, downloading into ``dest_dir`` (a
+    string is read once, with :func:`~reelscribe.sources.parse_source`)."""
+    typed = as_source(source)
+    if not isinstance(typed, UrlSource):
+        return _local(typed.path)
+    source = typed.url.strip()
+    if urlsplit(source).scheme.lower() not in ("http", "https"):
         raise UnsupportedSourceError(
             f"unsupported source {source!r}: only local paths and http(s) URLs can be fetched"
         )
@@ -184,17 +189,9 @@ def _fetch_remote(
 # --- local paths ----------------------------------------------------------------------------
 
 
-def _scheme(source: str) -> str | None:
-    """The URL scheme of ``source``, or ``None`` for a local path."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)
-    # One letter is a Windows drive; an existing file may have a colon in its name.
-    if match is None or len(match.group(1)) == 1 or Path(source).exists():
-        return None
-    return match.group(1).lower()
-
-
-def _local(source: str) -> FetchResult:
-    path = Path(source).expanduser()
+def _local(given: Path) -> FetchResult:
+    source = str(given)
+    path = given.expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"no such file: {source}")
     if not path.is_file():
