@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
+from reelscribe.backends.open import open_storage
 from reelscribe.backends.storage import (
     BlobResponse,
     LinkSigner,
     LocalStorage,
-    open_storage,
     serve_signed,
 )
 from reelscribe.errors import InvalidInputError, SignedLinkError, StorageError

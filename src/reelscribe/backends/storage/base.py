@@ -2,13 +2,16 @@
 
 Keys are ``/``-separated relative paths (``jobs/42/source.mp4``). They are validated here,
 once, for every backend, so a key that is refused on disk is refused on S3 too and one test
-body covers both. Errors raised by stores (besides those from :mod:`reelscribe.errors`)::
+body covers both. Errors raised by stores (all in the tree of :mod:`reelscribe.errors`)::
 
-    BlobNotFoundError          UserError         "blob_not_found"
+    BlobNotFoundError          NotFoundError     "blob_not_found"
     RangeNotSatisfiableError   InvalidInputError "range_not_satisfiable"
     StorageError               ReelscribeError   "storage_error"  misconfigured store (denied,
                                                                    no bucket): not retryable
-    NetworkError (errors.py)   TransientError    unreachable or 5xx: retry with backoff
+    NetworkError               TransientError    unreachable or 5xx: retry with backoff
+
+The stores subclass :class:`BlobStore`, so what is the same for all (``exists``) is
+written once, here.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 from urllib.parse import quote
 
-from reelscribe.errors import InvalidInputError, RangeNotSatisfiableError
+from reelscribe.errors import BlobNotFoundError, InvalidInputError, RangeNotSatisfiableError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: S3's limit on a key, in UTF-8 bytes; applied everywhere so both stores accept the same keys.
@@ -165,7 +168,14 @@ class BlobStore(Protocol):
 
     async def stat(self, key: str) -> BlobInfo: ...
 
-    async def exists(self, key: str) -> bool: ...
+    async def exists(self, key: str) -> bool:
+        """Whether a blob is stored under ``key`` (a store that subclasses BlobStore
+        gets this answer from :meth:`stat`)."""
+        try:
+            await self.stat(key)
+        except BlobNotFoundError:
+            return False
+        return True
 
     def local_path(self, key: str) -> Path | None:
         """The blob's file when the store is a local directory (read it, never write

@@ -55,6 +55,7 @@ from .base import (
     DEFAULT_CONTENT_TYPE,
     MAX_EXPIRES_IN,
     BlobInfo,
+    BlobStore,
     ByteRange,
     PartInfo,
     PutResult,
@@ -107,7 +108,7 @@ _STALE_TMP = 24 * 3600.0
 _STALE_MULTIPART = float(MAX_EXPIRES_IN)
 
 
-class LocalStorage:
+class LocalStorage(BlobStore):
     def __init__(
         self,
         root: Path,
@@ -290,13 +291,6 @@ class LocalStorage:
     async def stat(self, key: str) -> BlobInfo:
         validate_key(key)
         return await anyio.to_thread.run_sync(self._stat, key)
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFoundError:
-            return False
-        return True
 
     def local_path(self, key: str) -> Path | None:
         path = self._data_path(key)
