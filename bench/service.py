@@ -150,12 +150,13 @@ def percentile(values: list[float], q: float) -> float:
 def direct_clip_times(source: Path, runs: int) -> list[float]:
     from reelscribe.models import ClipMode, TimeRange
     from reelscribe.pipeline.runner import PipelineRequest, run
+    from reelscribe.sources import LocalFileSource
 
     times = []
     for i in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             wanted = TimeRange(10 + i % 5, 40 + i % 5)
-            request = PipelineRequest(source=str(source), time_range=wanted, formats=(),
+            request = PipelineRequest(source=LocalFileSource(source), time_range=wanted, formats=(),
                                       clip_output=True, clip_mode=ClipMode.FAST)  # fmt: skip
             t0 = time.perf_counter()
             run(request, Path(tmp) / "out", Path(tmp) / "work")

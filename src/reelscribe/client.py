@@ -12,16 +12,9 @@ from urllib.parse import quote
 
 import httpx
 
-from reelscribe.errors import NetworkError, ReelscribeError
+from reelscribe.errors import ApiError, NetworkError
 
 TERMINAL = ("done", "failed", "cancelled", "expired", "blocked")
-
-
-class ApiError(ReelscribeError):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code}, HTTP {status})", code=code)
-        self.status = status
-        self.user_fault = 400 <= status < 500
 
 
 class Client:

@@ -12,7 +12,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from reelscribe.api.accesslog import scrub_query
+from reelscribe.redact import scrub_query
 
 _URL = re.compile(r"(https?://[^\s?#'\"]+)\?([^\s#'\"]+)")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")

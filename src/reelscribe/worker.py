@@ -46,11 +46,13 @@ from reelscribe.asr.engine import EngineOptions, load_model
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
-from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.backends.queue import Claim
 from reelscribe.config import Settings
 from reelscribe.errors import (
     ContentBlockedError,
     InvalidInputError,
+    JobAborted,
+    LeaseLost,
     ProcessingError,
     ReelscribeError,
 )
@@ -64,6 +66,7 @@ from reelscribe.progress import Progress
 from reelscribe.service import scratch
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec, to_plan
+from reelscribe.sources import MediaSource, UploadSource, UrlSource
 
 __all__ = ["CANCEL_GRACE", "JobAborted", "Worker", "run_worker", "store_output"]
 
@@ -76,10 +79,6 @@ UPLOAD_STEP = ("upload", 0.5)
 #: How long a cancelled pipeline may take to stop before the job is marked cancelled
 #: anyway (the thread is still waited for before its scratch folder is removed).
 CANCEL_GRACE = 0.5
-
-
-class JobAborted(ReelscribeError):
-    code = "aborted"
 
 
 @dataclass
@@ -455,12 +454,13 @@ class Worker:
         error = ProcessingError(f"internal error: {type(exc).__name__}: {exc}")
         await self._settle(claim, "fail", lambda: queue.fail(claim, error, retryable=True))
 
-    async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> str:
+    async def _source(self, claim: Claim, spec: JobSpec, tmp: Path) -> MediaSource:
         if spec.source.url is not None:
-            return spec.source.url  # fetched by the pipeline, wherever the worker runs
+            return UrlSource(spec.source.url)  # fetched by the pipeline, wherever it runs
         if spec.source.upload_id is None:
             raise InvalidInputError("the job names no source")
-        return str(await self.hub.source(claim, spec.source.upload_id, tmp / "source"))
+        path = await self.hub.source(claim, spec.source.upload_id, tmp / "source")
+        return UploadSource(Path(path), spec.source.upload_id)
 
     async def _store(self, claim: Claim, result: PipelineResult) -> dict[str, Any]:
         started = time.perf_counter()

@@ -27,8 +27,9 @@ from reelscribe.errors import (
     SourceTooLargeError,
     UnsupportedSourceError,
 )
+from reelscribe.media.cookies import cookie_file
 from reelscribe.media.ffmpeg import ffmpeg_exe
-from reelscribe.media.ytdlp import cookie_file, translate_error
+from reelscribe.media.ytdlp import translate_error
 from reelscribe.models import TimeRange
 from reelscribe.pipeline.fetch import FetchOptions, FetchResult, fetch
 from reelscribe.progress import Progress

@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from reelscribe.api.v1.errors import translate
 from reelscribe.asr.catalog import available_models
 from reelscribe.config import Settings
+from reelscribe.errors import ModelNotFoundError, RateLimitedError
 from reelscribe.models import ModelInfo, Segment, Transcript, Word
 from reelscribe.service import openai_formats
-from reelscribe.service.auth import RateLimitedError
-from reelscribe.service.transcriptions import ModelNotFoundError, _user_fault, resolve_model
+from reelscribe.service.transcriptions import _user_fault, resolve_model
 
 
 def _words(start: float, *texts: str) -> tuple[Word, ...]:

@@ -14,33 +14,12 @@ import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelscribe.redact import scrub_query
+
 log = logging.getLogger("reelscribe.api.access")
-
-SECRET_PARAMS = frozenset(
-    {
-        "sig",
-        "signature",
-        "token",
-        "access_token",
-        "key",
-        "api_key",
-        "apikey",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-    }
-)
-
-
-def scrub_query(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(
-        [(name, "REDACTED" if name.lower() in SECRET_PARAMS else value) for name, value in pairs]
-    )
 
 
 class AccessLog:

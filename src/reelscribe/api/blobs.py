@@ -21,14 +21,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from reelscribe.api.deps import RuntimeDep
 from reelscribe.api.errors import error_responses
-from reelscribe.backends.storage import (
+from reelscribe.backends.storage import LocalStorage, serve_signed, validate_key
+from reelscribe.errors import (
     BlobNotFoundError,
-    LocalStorage,
+    InvalidInputError,
+    LinkBlockedError,
     SignedLinkError,
-    serve_signed,
-    validate_key,
 )
-from reelscribe.errors import InvalidInputError
 from reelscribe.service.jobs import blocked_key
 
 router = APIRouter(tags=["blobs"])
@@ -41,7 +40,7 @@ def _local_store(runtime: RuntimeDep, key: str) -> LocalStorage:
     try:
         validate_key(key)
     except InvalidInputError as exc:  # no link we signed names such a key
-        raise SignedLinkError("invalid link", code="link_invalid") from exc
+        raise SignedLinkError("invalid link") from exc
     return storage
 
 
@@ -72,7 +71,7 @@ async def download(
     if await blocked_key(runtime.engine, key):
         # Content moderation blocked the job: links signed for its outputs are refused
         # however valid, whoever holds them (only the report is served).
-        raise SignedLinkError("blocked by content moderation", code="content_blocked")
+        raise LinkBlockedError("blocked by content moderation")
     blob = await serve_signed(
         storage,
         storage.signer,

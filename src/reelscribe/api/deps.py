@@ -14,7 +14,8 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from reelscribe.service.auth import ApiKey, ForbiddenError, KeyService, Scope
+from reelscribe.errors import ForbiddenError
+from reelscribe.service.auth import ApiKey, KeyService, Scope
 from reelscribe.service.direct_uploads import DirectUploadService
 from reelscribe.service.gateway import WorkerGateway
 from reelscribe.service.jobs import JobService

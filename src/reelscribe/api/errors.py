@@ -1,8 +1,8 @@
 """One error shape for every failure, and the only place errors become status codes.
 
 ``{"error": {"code": "...", "message": "...", "details": ...}}``. A
-:class:`~reelscribe.errors.ReelscribeError` the caller caused is a 4xx (its ``code``
-picks which; 400 otherwise), never a 500; a transient fault is a 503 with
+:class:`~reelscribe.errors.ReelscribeError` answers with the ``status`` its class in
+the tree carries (a 4xx when the caller caused it, never a 500); a transient fault is a 503 with
 ``Retry-After``: a retryable ReelscribeError, and any exception that says the database,
 queue or storage could not be reached (connection refused or reset, timeout, server
 restarting: :func:`~reelscribe.backends.faults.is_transient`), code ``unavailable``.
@@ -24,43 +24,15 @@ from starlette.requests import ClientDisconnect
 
 from reelscribe.api.schemas import ErrorBody
 from reelscribe.backends.faults import describe, is_transient
-from reelscribe.backends.storage import RangeNotSatisfiableError
-from reelscribe.errors import ReelscribeError
-from reelscribe.service.auth import RateLimitedError
-from reelscribe.service.direct_uploads import UploadPartsMissingError
-from reelscribe.service.uploads import UploadOffsetError
+from reelscribe.errors import (
+    RangeNotSatisfiableError,
+    RateLimitedError,
+    ReelscribeError,
+    UploadOffsetError,
+    UploadPartsMissingError,
+)
 
 log = logging.getLogger("reelscribe.api")
-
-STATUS_BY_CODE: dict[str, int] = {
-    "unauthorized": 401,
-    "forbidden": 403,
-    "link_invalid": 403,
-    "link_expired": 403,
-    "content_blocked": 403,
-    "lease_invalid": 403,
-    "job_not_found": 404,
-    "upload_not_found": 404,
-    "blob_not_found": 404,
-    "key_not_found": 404,
-    "model_not_found": 404,
-    "job_state_conflict": 409,
-    "job_not_done": 409,
-    "idempotency_conflict": 409,
-    "upload_offset_mismatch": 409,
-    "upload_complete": 409,
-    "upload_in_use": 409,
-    "upload_parts_missing": 409,
-    "lease_lost": 409,
-    "gone": 410,
-    "model_not_allowed": 422,
-    "upload_too_large": 413,
-    "range_not_satisfiable": 416,
-    "rate_limited": 429,
-    "quota_exceeded": 429,
-    "queue_full": 429,
-    "transcription_timeout": 504,
-}
 
 _DESCRIPTIONS = {
     400: "Bad input (code says what)",
@@ -91,11 +63,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def status_for(exc: ReelscribeError) -> int:
-    if exc.code in STATUS_BY_CODE:
-        return STATUS_BY_CODE[exc.code]
-    if exc.user_fault:
-        return 400
-    return 503 if exc.retryable else 500
+    """The status the error's class (or, for a foreign code, the instance) carries."""
+    return exc.status
 
 
 def error_response(
@@ -122,7 +91,7 @@ async def _reelscribe_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, UploadOffsetError):
         headers["Upload-Offset"] = str(exc.offset)
         details = {"offset": exc.offset}
-    elif isinstance(exc, UploadPartsMissingError):
+    elif isinstance(exc, UploadPartsMissingError) and exc.missing is not None:
         details = {"missing": exc.missing}
     elif isinstance(exc, RangeNotSatisfiableError) and exc.size is not None:
         headers["Content-Range"] = f"bytes */{exc.size}"

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from reelscribe.api.deps import GatewayDep, WorkerKey
 from reelscribe.api.errors import error_responses
 from reelscribe.backends.db.workers import WorkerBeat
+from reelscribe.errors import RemoteFailure
 from reelscribe.hub.wire import (
     LEASE_HEADER,
     LEASE_MAX_CHARS,
@@ -33,7 +34,7 @@ from reelscribe.hub.wire import (
     SourceAnswer,
     WorkerBeatIn,
 )
-from reelscribe.service.gateway import RemoteFailure, step_events
+from reelscribe.service.gateway import step_events
 
 router = APIRouter(
     prefix="/api/worker", tags=["worker"], responses=error_responses(400, 401, 403, 422)

@@ -29,8 +29,14 @@ from reelscribe import __version__
 from reelscribe.backends.db.enums import Priority
 from reelscribe.backends.db.workers import WorkerBeat
 from reelscribe.backends.faults import describe
-from reelscribe.backends.queue import Claim, LeaseLost
-from reelscribe.errors import InvalidInputError, NetworkError, ReelscribeError
+from reelscribe.backends.queue import Claim
+from reelscribe.errors import (
+    InvalidInputError,
+    LeaseLost,
+    NetworkError,
+    ReelscribeError,
+    RemoteApiError,
+)
 from reelscribe.files import sha256_file
 from reelscribe.hub.base import StepEvent
 from reelscribe.hub.local import content_type, source_name
@@ -40,14 +46,6 @@ log = logging.getLogger("reelscribe.worker")
 _CHUNK = 1 << 20
 #: Seconds between two claims that found no job, at the least.
 MIN_CLAIM_INTERVAL = 1.0
-
-
-class RemoteApiError(ReelscribeError):
-    """The API refused a call (a 4xx other than lease_lost): a bad key, a bad lease…"""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code}, HTTP {status})", code=code)
-        self.status = status
 
 
 class RemoteHub:

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -42,11 +42,15 @@ from reelscribe.errors import (
     TooManyRedirectsError,
     UnsupportedSourceError,
 )
-from reelscribe.media import ytdlp
+from reelscribe.media.cookies import COOKIES_HINT, cookie_file, load_cookie_jar
 from reelscribe.models import TimeRange
 from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.cache import DownloadCache, cache_key
 from reelscribe.progress import EtaTracker, ProgressCallback, report
+from reelscribe.sources import MediaSource, UrlSource, as_source
+
+if TYPE_CHECKING:
+    from reelscribe.media.ytdlp import YtdlpMedia
 
 STAGE = "fetch"
 MAX_REDIRECTS = 10
@@ -131,14 +135,18 @@ class FetchResult:
 
 
 def fetch(
-    source: str, dest_dir: Path, options: FetchOptions, progress: ProgressCallback | None = None
+    source: MediaSource | str,
+    dest_dir: Path,
+    options: FetchOptions,
+    progress: ProgressCallback | None = None,
 ) -> FetchResult:
-    """Makes ``source`` available as a local file, downloading into ``dest_dir``."""
-    source = source.strip()
-    scheme = _scheme(source)
-    if scheme is None:
-        return _local(source)
-    if scheme not in ("http", "https"):
+    """Makes ``source`` available as a local file, downloading into ``dest_dir`` (a
+    string is read once, with :func:`~reelscribe.sources.parse_source`)."""
+    typed = as_source(source)
+    if not isinstance(typed, UrlSource):
+        return _local(typed.path)
+    source = typed.url.strip()
+    if urlsplit(source).scheme.lower() not in ("http", "https"):
         raise UnsupportedSourceError(
             f"unsupported source {source!r}: only local paths and http(s) URLs can be fetched"
         )
@@ -172,6 +180,10 @@ def _fetch_remote(
     cache: DownloadCache | None,
     progress: ProgressCallback | None,
 ) -> FetchResult:
+    # yt-dlp is imported when a URL is fetched: processes that only plan or estimate jobs
+    # (the API) never load it.
+    from reelscribe.media import ytdlp
+
     if ytdlp.specific_extractor(source) is not None:
         return _fetch_ytdlp(source, dest_dir, options, guard, cache, progress, generic=False)
     try:
@@ -183,17 +195,9 @@ def _fetch_remote(
 # --- local paths ----------------------------------------------------------------------------
 
 
-def _scheme(source: str) -> str | None:
-    """The URL scheme of ``source``, or ``None`` for a local path."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)
-    # One letter is a Windows drive; an existing file may have a colon in its name.
-    if match is None or len(match.group(1)) == 1 or Path(source).exists():
-        return None
-    return match.group(1).lower()
-
-
-def _local(source: str) -> FetchResult:
-    path = Path(source).expanduser()
+def _local(given: Path) -> FetchResult:
+    source = str(given)
+    path = given.expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"no such file: {source}")
     if not path.is_file():
@@ -284,15 +288,13 @@ def _fetch_http(
     progress: ProgressCallback | None,
 ) -> FetchResult:
     with contextlib.ExitStack() as stack:
-        cookies_path = stack.enter_context(
-            ytdlp.cookie_file(options.cookies_file, options.cookies_text)
-        )
+        cookies_path = stack.enter_context(cookie_file(options.cookies_file, options.cookies_text))
         client = stack.enter_context(
             httpx.Client(
                 transport=guarded_transport(guard),
                 timeout=httpx.Timeout(options.timeout),
                 follow_redirects=False,
-                cookies=ytdlp.load_cookie_jar(cookies_path) if cookies_path else None,
+                cookies=load_cookie_jar(cookies_path) if cookies_path else None,
                 headers={"Accept-Encoding": "identity", "User-Agent": "reelscribe"},
             )
         )
@@ -341,7 +343,7 @@ def _check_status(response: httpx.Response, url: str) -> None:
         return
     what = f"fetching {url} failed: HTTP {status} {response.reason_phrase}"
     if status in (401, 403):
-        raise AuthRequiredError(f"{what}: {ytdlp.COOKIES_HINT}")
+        raise AuthRequiredError(f"{what}: {COOKIES_HINT}")
     if status in (404, 410):
         raise SourceNotFoundError(what)
     if status == 429 or status >= 500:
@@ -433,11 +435,13 @@ def _fetch_ytdlp(
     *,
     generic: bool,
 ) -> FetchResult:
+    from reelscribe.media import ytdlp
+
     alias = _ytdlp_alias(url, options)
     workdir = Path(tempfile.mkdtemp(prefix=".ytdlp-", dir=dest_dir))
     try:
         with (
-            ytdlp.cookie_file(options.cookies_file, options.cookies_text) as cookies,
+            cookie_file(options.cookies_file, options.cookies_text) as cookies,
             ytdlp.YtdlpSession(
                 guard,
                 workdir,
@@ -490,7 +494,7 @@ def _fetch_ytdlp(
     return result
 
 
-def _check_media(media: ytdlp.YtdlpMedia, options: FetchOptions) -> None:
+def _check_media(media: YtdlpMedia, options: FetchOptions) -> None:
     """Refuses live streams, over-long sources and sections outside the media,
     before anything is downloaded."""
     if media.is_live:

@@ -29,12 +29,13 @@ from reelscribe.outputs import ANALYSIS_OUTPUTS, check_outputs
 from reelscribe.pipeline.clip import ClipOptions
 from reelscribe.pipeline.fetch import FetchOptions
 from reelscribe.pipeline.transcribe import TranscribeOptions
+from reelscribe.sources import MediaSource, as_source
 from reelscribe.speakers.base import DiarizeOptions
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineRequest:
-    source: str
+    source: MediaSource
     time_range: TimeRange | None = None
     formats: tuple[str, ...] = ("srt",)
     #: Also write the cut media (stream copy or smart cut, see ``clip_mode``).
@@ -120,7 +121,7 @@ def plan_of(request: PipelineRequest) -> JobPlan:
 
 
 def build_plan(
-    source: str,
+    source: MediaSource | str,
     options: JobOptions,
     settings: Settings,
     *,
@@ -132,7 +133,7 @@ def build_plan(
     """The plan for one run; ``outputs`` are names from :mod:`reelscribe.outputs`."""
     wanted = check_outputs(outputs)
     request = PipelineRequest(
-        source=source,
+        source=as_source(source),
         time_range=time_range,
         formats=tuple(o for o in wanted if o in FORMATS),
         clip_output="clip" in wanted,

@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import httpx
 
 from reelscribe.errors import (
     AuthRequiredError,
+    DurationUnknownError,
     MediaError,
     NetworkError,
     SourceError,
@@ -36,7 +36,7 @@ from reelscribe.errors import (
     TooManyRedirectsError,
     UnsupportedSourceError,
 )
-from reelscribe.media import ytdlp
+from reelscribe.media.cookies import cookie_file
 from reelscribe.netguard import Pace, URLGuard, guarded_transport
 from reelscribe.pipeline.fetch import FetchOptions
 
@@ -55,12 +55,6 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 #: Reads bytes ``start``..``end`` (inclusive) of the remote file.
 ReadRange = Callable[[int, int], bytes]
-
-
-class DurationUnknownError(SourceError):
-    """The duration cannot be learnt without downloading the media."""
-
-    code = "duration_unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +137,8 @@ class RangedFile(io.RawIOBase):
 
 def ranged_duration(file: RangedFile, name: str) -> float:
     """The media's duration, read through ``file`` with PyAV (headers only)."""
+    import av  # lazily: the API process (estimates) stays free of PyAV until it probes
+
     try:
         with av.open(file, mode="r", options=_DEMUX_OPTIONS) as container:
             if container.duration is not None and container.duration > 0:
@@ -175,6 +171,8 @@ def probe_url(
 
 
 def _probe_url(url: str, options: FetchOptions, guard: URLGuard, max_bytes: int) -> RemoteMedia:
+    from reelscribe.media import ytdlp  # lazily, like PyAV above
+
     if ytdlp.specific_extractor(url) is not None:
         return _from_ytdlp(url, options, guard, generic=False)
     with httpx.Client(
@@ -265,10 +263,12 @@ def _check_status(response: httpx.Response, url: str) -> None:
 
 
 def _from_ytdlp(url: str, options: FetchOptions, guard: URLGuard, *, generic: bool) -> RemoteMedia:
+    from reelscribe.media import ytdlp
+
     workdir = Path(tempfile.mkdtemp(prefix="reelscribe-probe-"))
     try:
         with (
-            ytdlp.cookie_file(options.cookies_file, options.cookies_text) as cookies,
+            cookie_file(options.cookies_file, options.cookies_text) as cookies,
             ytdlp.YtdlpSession(guard, workdir, audio_only=True, timeout=options.timeout,
                                max_bytes=options.max_bytes, cookies=cookies) as session,
         ):  # fmt: skip

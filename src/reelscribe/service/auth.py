@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,37 +38,17 @@ from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
 from reelscribe.backends.db.schema import ApiKeyRow
 from reelscribe.backends.db.types import utcnow
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError, UserError
+from reelscribe.errors import (
+    InvalidInputError,
+    KeyNotFoundError,
+    QuotaExceededError,
+    RateLimitedError,
+    UnauthorizedError,
+)
 
 Scope = Literal["read", "submit", "worker", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 SECRET_PREFIX = "rsk_"  # noqa: S105 (a marker that makes keys recognisable, no secret)
-
-
-class UnauthorizedError(UserError):
-    """No key, or a key that is unknown or revoked (HTTP 401)."""
-
-    code = "unauthorized"
-
-
-class ForbiddenError(UserError):
-    """The key lacks the scope the operation needs (HTTP 403)."""
-
-    code = "forbidden"
-
-
-class KeyNotFoundError(UserError):
-    code = "key_not_found"
-
-
-class RateLimitedError(UserError):
-    """Too many requests, too much audio, or a full queue (HTTP 429 + Retry-After)."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = max(1, math.ceil(retry_after))
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +263,10 @@ class KeyService:
         left = minutes * 60.0 - used
         if left <= 0 or (requested_seconds is not None and requested_seconds > left):
             tomorrow = _start_of_day(now) + timedelta(days=1)
-            raise RateLimitedError(
+            raise QuotaExceededError(
                 f"daily quota of {minutes:g} audio minutes reached ({used / 60:.2f} used"
                 + (", the rest reserved for jobs not yet probed)" if left <= 0 else ")"),
                 retry_after=(tomorrow - now).total_seconds(),
-                code="quota_exceeded",
             )
         return min(left, self.max_job_seconds) if requested_seconds is None else None
 

@@ -38,24 +38,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reelscribe.backends.db import new_job_id, reader
 from reelscribe.backends.db.schema import UploadRow
 from reelscribe.backends.db.types import utcnow
-from reelscribe.backends.storage import (
-    DEFAULT_CONTENT_TYPE,
-    BlobNotFoundError,
-    PartInfo,
-    PutResult,
-)
+from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, PartInfo, PutResult
 from reelscribe.backends.storage.base import validate_content_type
-from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
-from reelscribe.service.auth import ApiKey
-from reelscribe.service.runtime import Runtime
-from reelscribe.service.uploads import (
-    COMPLETE,
-    UploadService,
+from reelscribe.errors import (
+    BlobNotFoundError,
+    GoneError,
+    InvalidInputError,
+    ReelscribeError,
+    UploadChecksumError,
+    UploadNotPresignedError,
+    UploadPartsMissingError,
     UploadStateError,
     UploadTooLargeError,
-    upload_filename,
-    upload_suffix,
 )
+from reelscribe.service.auth import ApiKey
+from reelscribe.service.runtime import Runtime
+from reelscribe.service.uploads import COMPLETE, UploadService, upload_filename, upload_suffix
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +62,6 @@ PRESIGNED = "presigned"
 MAX_PARTS = 10_000
 _MiB = 1024 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-class UploadPartsMissingError(UserError):
-    """Completion while parts are missing or not of their planned size (HTTP 409)."""
-
-    code = "upload_parts_missing"
-
-    def __init__(self, message: str, *, missing: list[int]) -> None:
-        super().__init__(message)
-        self.missing = missing
-
-
-class UploadChecksumError(UserError):
-    """The stored bytes are not the declared size and SHA-256 (HTTP 400): the object
-    and the upload are gone, the client starts again."""
-
-    code = "upload_checksum_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +253,8 @@ class DirectUploadService:
         if row.state == COMPLETE:
             raise UploadStateError(f"upload {upload_id} is already complete")
         if row.state != PRESIGNED:
-            raise UploadStateError(
-                f"upload {upload_id} is a resumable upload: send its chunks with PATCH",
-                code="upload_not_presigned",
+            raise UploadNotPresignedError(
+                f"upload {upload_id} is a resumable upload: send its chunks with PATCH"
             )
         return row
 
@@ -290,7 +270,7 @@ class DirectUploadService:
             if await storage.exists(row.storage_key):
                 return None
         await self._discard(row)
-        raise UserError(f"upload {row.id} was abandoned and its parts are gone", code="gone")
+        raise GoneError(f"upload {row.id} was abandoned and its parts are gone")
 
     async def _hash_stored(self, key: str) -> PutResult:
         digest = hashlib.sha256()

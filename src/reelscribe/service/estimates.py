@@ -39,6 +39,7 @@ from reelscribe.service.auth import ApiKey
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec, to_plan
 from reelscribe.service.uploads import COMPLETE, UploadService
+from reelscribe.sources import as_source
 
 log = logging.getLogger("reelscribe.estimates")
 
@@ -105,7 +106,7 @@ class EstimateService:
         if spec.options.model is not None:
             check_job_model(self.settings, spec.options.model)
         media, source = await self._probe(spec, caller)
-        plan = to_plan(spec, source, self.settings)
+        plan = to_plan(spec, as_source(source), self.settings)
         return estimate_run(
             [*(s.name for s in plan.stages), UPLOAD_STEP],
             media.duration,

@@ -37,9 +37,15 @@ from sqlalchemy import Row, select
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
 from reelscribe.backends.db.schema import JobRow, UploadRow
-from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.backends.queue import Claim
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
-from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
+from reelscribe.errors import (
+    InvalidInputError,
+    LeaseInvalidError,
+    LeaseLost,
+    OutputMismatchError,
+    RemoteFailure,
+)
 from reelscribe.hub.base import StepEvent, result_key
 from reelscribe.hub.local import LocalHub
 from reelscribe.service.auth import ApiKey
@@ -48,27 +54,6 @@ from reelscribe.service.runtime import Runtime
 #: Worker liveness rows written here carry this prefix (``/readyz`` tells them apart).
 REMOTE_PREFIX = "remote:"
 _DOMAIN = b"reelscribe-lease-v1:"
-
-
-class LeaseInvalidError(UserError):
-    """A lease the API did not sign, for another job, or from another key (HTTP 403)."""
-
-    code = "lease_invalid"
-
-
-class OutputMismatchError(InvalidInputError):
-    """The bytes sent for an output do not hash to the SHA-256 offered (HTTP 400)."""
-
-    code = "output_mismatch"
-
-
-class RemoteFailure(ReelscribeError):
-    """The error a remote worker reports, rebuilt with its code and fault flags."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool, user_fault: bool) -> None:
-        super().__init__(message, code=code)
-        self.retryable = retryable
-        self.user_fault = user_fault
 
 
 def _b64(data: bytes) -> str:

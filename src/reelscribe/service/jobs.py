@@ -33,16 +33,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from reelscribe.asr.catalog import check_job_model
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
 from reelscribe.backends.db.types import utcnow
-from reelscribe.backends.queue import JobNotFoundError
 from reelscribe.errors import (
+    GoneError,
     HostNotFoundError,
+    IdempotencyConflictError,
     InvalidInputError,
+    JobNotDoneError,
+    JobNotFoundError,
+    JobStateError,
     NetworkError,
+    QueueFullError,
     UnsupportedSourceError,
-    UserError,
 )
 from reelscribe.netguard import Allowlist, URLGuard
-from reelscribe.service.auth import ApiKey, KeyService, RateLimitedError, job_audio_seconds
+from reelscribe.service.auth import ApiKey, KeyService, job_audio_seconds
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.spec import JobSpec
 from reelscribe.service.uploads import COMPLETE, UploadService
@@ -58,12 +62,6 @@ QUEUE_FULL_RETRY_AFTER = 30.0
 _HISTORY = 500  # step_finish events the estimates are drawn from
 #: Longest a submission waits for DNS before leaving the URL to the worker's check.
 RESOLVE_TIMEOUT = 5.0
-
-
-class JobStateError(UserError):
-    """The job is not in a state that allows the request (HTTP 409)."""
-
-    code = "job_state_conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +206,7 @@ class JobService:
     @staticmethod
     def _same_request(row: JobRow, document: dict[str, Any]) -> JobRow:
         if row.spec != document:
-            raise UserError(
-                "this Idempotency-Key was used for a different request", code="idempotency_conflict"
-            )
+            raise IdempotencyConflictError("this Idempotency-Key was used for a different request")
         return row
 
     async def _check_limits(self, spec: JobSpec) -> None:
@@ -267,10 +263,8 @@ class JobService:
         # a flood, not count exactly.
         queued = await self._depth.read(self.settings.max_queued_jobs)
         if queued >= self.settings.max_queued_jobs:
-            raise RateLimitedError(
-                f"the queue is full ({queued} jobs waiting)",
-                retry_after=QUEUE_FULL_RETRY_AFTER,
-                code="queue_full",
+            raise QueueFullError(
+                f"the queue is full ({queued} jobs waiting)", retry_after=QUEUE_FULL_RETRY_AFTER
             )
 
     async def queued_count(self) -> int:
@@ -418,7 +412,7 @@ class JobService:
 
         row = await self.get(job_id, caller)
         if row.status is not JobStatus.DONE:
-            raise JobStateError(f"job {job_id} is {row.status}, not done", code="job_not_done")
+            raise JobNotDoneError(f"job {job_id} is {row.status}, not done")
         result = dict(row.result or {})
         key = result.get("transcript_key")
         if not isinstance(key, str):
@@ -507,9 +501,9 @@ class JobService:
     async def result(self, job_id: str, caller: ApiKey) -> ResultView:
         row = await self.get(job_id, caller)
         if row.status is JobStatus.EXPIRED:
-            raise JobStateError(f"job {job_id} has expired; its results are gone", code="gone")
+            raise GoneError(f"job {job_id} has expired; its results are gone")
         if row.status not in (JobStatus.DONE, JobStatus.BLOCKED):
-            raise JobStateError(f"job {job_id} is {row.status}, not done", code="job_not_done")
+            raise JobNotDoneError(f"job {job_id} is {row.status}, not done")
         result = row.result or {}
         # A blocked job publishes its moderation report and nothing else.
         published = blocked_outputs(result) if row.status is JobStatus.BLOCKED else None

@@ -22,18 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from reelscribe.backends.db import JobStore, create_engine
-from reelscribe.backends.queue import DatabaseQueue, Queue
-from reelscribe.backends.storage import BlobStore, open_storage
+from reelscribe.backends.open import open_database, open_queue, open_storage
+from reelscribe.backends.queue import Queue
+from reelscribe.backends.storage import BlobStore
 from reelscribe.backends.storage.local import FILE_MODE, make_private_dirs
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import UnsafeConfigError
 from reelscribe.service.changes import JobChanges
-
-
-class UnsafeConfigError(InvalidInputError):
-    """A combination of settings that would lose data or expose the service."""
-
-    code = "unsafe_config"
 
 
 def is_loopback(host: str) -> bool:
@@ -150,12 +145,16 @@ class Runtime:
         configure(MediaTools.from_settings(settings))  # ffmpeg, encoder, VAAPI device
         if settings.database_url.startswith("sqlite:///"):
             _private_database(Path(settings.database_url.removeprefix("sqlite:///")))
+        # Opened (lazily: no connection yet) before migrating, so a missing driver extra
+        # is said as such.
+        self.engine = open_database(settings.database_url)
+        self._stack.push_async_callback(self.engine.dispose)
         await migrate(settings.database_url, upgrade_async)
         self.secret = signing_secret(settings)
-        self.engine = create_engine(settings.database_url)
-        self._stack.push_async_callback(self.engine.dispose)
         self.jobs = JobStore(self.engine)
-        self.queue = await self._stack.enter_async_context(self._make_queue())
+        self.queue = await self._stack.enter_async_context(
+            open_queue(settings.queue_url, self.engine)
+        )
         self.storage = await self._stack.enter_async_context(
             open_storage(
                 settings.storage_url,
@@ -164,20 +163,6 @@ class Runtime:
             )
         )
         return self
-
-    def _make_queue(self) -> Queue:
-        url = self.settings.queue_url
-        if url == "db":
-            return DatabaseQueue(self.engine)
-        if url.startswith(("redis://", "rediss://")):
-            from redis.asyncio import Redis
-
-            from reelscribe.backends.queue import RedisStreamQueue
-
-            client = Redis.from_url(url)
-            self._stack.push_async_callback(client.aclose)  # the queue does not own it
-            return RedisStreamQueue(self.engine, client)
-        raise InvalidInputError(f"unsupported REELSCRIBE_QUEUE_URL {url!r}: use 'db' or redis://")
 
     async def __aexit__(
         self,

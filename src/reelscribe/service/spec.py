@@ -29,6 +29,7 @@ from reelscribe.outputs import output_names
 if TYPE_CHECKING:
     from reelscribe.config import Settings
     from reelscribe.pipeline.plan import JobPlan
+    from reelscribe.sources import MediaSource
 
 __all__ = ["CueLimits", "JobOptions", "JobSpec", "OutputName", "Source", "SubtitleStyle"]
 
@@ -145,9 +146,9 @@ class JobSpec(BaseModel):
         return TimeRange.parse(self.start, self.end)
 
 
-def to_plan(spec: JobSpec, source: str, settings: Settings) -> JobPlan:
-    """The plan a worker runs for a job; ``source`` is the URL or the local path of the
-    upload."""
+def to_plan(spec: JobSpec, source: MediaSource, settings: Settings) -> JobPlan:
+    """The plan a worker runs for a job; ``source`` is its URL or its upload, copied to
+    a local file."""
     from reelscribe.asr.catalog import check_job_model
     from reelscribe.pipeline.plan import build_plan
 

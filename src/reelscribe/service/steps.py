@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelscribe.backends.db.enums import EventKind, JobStatus
 from reelscribe.backends.db.schema import JobEventRow, JobRow
 from reelscribe.backends.db.types import utcnow
-from reelscribe.backends.queue import Claim, LeaseLost
+from reelscribe.backends.queue import Claim
+from reelscribe.errors import LeaseLost
 
 
 async def record(

@@ -25,7 +25,13 @@ from pydantic import ValidationError
 from reelscribe.asr.catalog import allowed_models
 from reelscribe.backends.db import JobRow, JobStatus
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
+from reelscribe.errors import (
+    InvalidParameterError,
+    ModelNotFoundError,
+    TranscriptionFailedError,
+    TranscriptionTimeoutError,
+    error_class,
+)
 from reelscribe.models import Transcript
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.jobs import JobService
@@ -42,45 +48,9 @@ ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
 Granularity = Literal["word", "segment"]
 
-
-class InvalidParameterError(InvalidInputError):
-    """A request field OpenAI's API would refuse; ``param`` names it (OpenAI's name)."""
-
-    code = "invalid_value"
-
-    def __init__(self, message: str, *, param: str, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.param = param
-
-
 #: OpenAI's names of the job options a request sets.
 _PARAMS = {"initial_prompt": "prompt", "language": "language", "temperature": "temperature",
            "model": "model"}  # fmt: skip
-
-
-class ModelNotFoundError(UserError):
-    """A model name this server does not have (HTTP 404)."""
-
-    code = "model_not_found"
-
-
-class TranscriptionTimeoutError(ReelscribeError):
-    """The job did not end within the synchronous wait (HTTP 504); it carries on."""
-
-    code = "transcription_timeout"
-
-    def __init__(self, message: str, *, job_id: str) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-
-
-class TranscriptionFailedError(ReelscribeError):
-    """The job ended without a transcript; ``code`` and fault are the job's."""
-
-    def __init__(self, message: str, *, code: str, user_fault: bool, job_id: str) -> None:
-        super().__init__(message, code=code)
-        self.user_fault = user_fault
-        self.job_id = job_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +70,8 @@ class TranscriptionRequest:
 def _user_fault(code: str) -> bool:
     """Whether a job's error code names a user's fault: the error class that owns the
     code says so (unknown codes are the server's)."""
-    pending: list[type[ReelscribeError]] = [ReelscribeError]
-    while pending:
-        cls = pending.pop()
-        if cls.code == code:
-            return cls.user_fault
-        pending.extend(cls.__subclasses__())
-    return False
+    owner = error_class(code)
+    return owner is not None and owner.user_fault
 
 
 def resolve_model(settings: Settings, name: str) -> str | None:

@@ -48,7 +48,14 @@ from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
 from reelscribe.config import Settings
-from reelscribe.errors import InvalidInputError, UserError
+from reelscribe.errors import (
+    InvalidInputError,
+    UploadInUseError,
+    UploadNotFoundError,
+    UploadOffsetError,
+    UploadStateError,
+    UploadTooLargeError,
+)
 from reelscribe.files import sha256_file
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.runtime import Runtime
@@ -58,36 +65,6 @@ COMPLETE = "complete"
 _COMPLETE_CACHE = 4096  # complete uploads remembered per process
 _COMPLETE_SECONDS = 5.0  # ... for this long
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
-
-
-class UploadNotFoundError(UserError):
-    code = "upload_not_found"
-
-
-class UploadTooLargeError(UserError):
-    code = "upload_too_large"
-
-
-class UploadInUseError(UserError):
-    """A queued or running job still needs the upload (HTTP 409)."""
-
-    code = "upload_in_use"
-
-
-class UploadStateError(UserError):
-    """The upload is complete and takes no more chunks (HTTP 409)."""
-
-    code = "upload_complete"
-
-
-class UploadOffsetError(UserError):
-    """A chunk sent at an offset other than the bytes received so far (HTTP 409)."""
-
-    code = "upload_offset_mismatch"
-
-    def __init__(self, message: str, *, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
 
 
 def staging_dir(settings: Settings) -> Path:

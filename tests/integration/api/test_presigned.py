@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from reelscribe.backends.storage import BlobNotFoundError
+from reelscribe.errors import BlobNotFoundError
 from tests.integration.api.conftest import Live, StartApi
 from tests.integration.storage.conftest import Seaweed, seaweed  # noqa: F401 - a fixture
 

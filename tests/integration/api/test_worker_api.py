@@ -17,9 +17,8 @@ import pytest
 
 from reelscribe.backends.db import workers
 from reelscribe.backends.faults import is_transient
-from reelscribe.backends.queue import LeaseLost
-from reelscribe.errors import NetworkError
-from reelscribe.hub.remote import RemoteApiError, RemoteHub
+from reelscribe.errors import LeaseLost, NetworkError, RemoteApiError
+from reelscribe.hub.remote import RemoteHub
 from tests.integration.api.conftest import MEDIA_URL, Live, _bound_socket
 
 

@@ -11,8 +11,7 @@ from sqlalchemy import func, insert, select
 
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority
 from reelscribe.backends.db.store import new_job_id
-from reelscribe.backends.queue import JobNotFoundError, LeaseLost
-from reelscribe.errors import InvalidInputError, NetworkError
+from reelscribe.errors import InvalidInputError, JobNotFoundError, LeaseLost, NetworkError
 from tests.integration.queue.harness import LEASE, Env, stress_worker
 
 pytestmark = pytest.mark.anyio

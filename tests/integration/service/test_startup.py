@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reelscribe.service.processes import open_runtime
+from reelscribe.launch import open_runtime
 from reelscribe.service.runtime import Runtime
 from tests.integration.queue.services import temporary_postgres_database
 from tests.integration.service.conftest import service_settings
@@ -52,7 +52,7 @@ def test_open_runtime_waits_for_the_database_and_stops_on_request(
 def test_a_worker_that_dies_is_started_again(
     tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reelscribe.service import processes
+    from reelscribe import launch as processes
     from reelscribe.worker import Worker
 
     runs: list[str] = []

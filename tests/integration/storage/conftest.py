@@ -27,15 +27,9 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
-from reelscribe.backends.storage import (
-    BlobNotFoundError,
-    BlobStore,
-    LocalStorage,
-    SignedLinkError,
-    open_storage,
-    serve_signed,
-)
-from reelscribe.errors import InvalidInputError
+from reelscribe.backends.open import open_storage
+from reelscribe.backends.storage import BlobStore, LocalStorage, serve_signed
+from reelscribe.errors import BlobNotFoundError, InvalidInputError, SignedLinkError
 from tests.services import missing_service
 
 BUCKET = "reelscribe-test"

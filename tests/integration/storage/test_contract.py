@@ -14,14 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from reelscribe.backends.storage import (
-    BlobNotFoundError,
-    BlobStore,
-    ByteRange,
-    RangeNotSatisfiableError,
-    content_key,
-)
-from reelscribe.errors import InvalidInputError
+from reelscribe.backends.storage import BlobStore, ByteRange, content_key
+from reelscribe.errors import BlobNotFoundError, InvalidInputError, RangeNotSatisfiableError
 
 pytestmark = pytest.mark.anyio
 

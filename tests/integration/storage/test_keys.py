@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from reelscribe.backends.storage import ByteRange, content_disposition, content_key, validate_key
-from reelscribe.backends.storage.base import RangeNotSatisfiableError, clean_filename
-from reelscribe.errors import InvalidInputError
+from reelscribe.backends.storage.base import clean_filename
+from reelscribe.errors import InvalidInputError, RangeNotSatisfiableError
 
 
 @pytest.mark.parametrize(

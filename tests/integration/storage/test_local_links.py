@@ -15,16 +15,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
+from reelscribe.backends.open import open_storage
 from reelscribe.backends.storage import (
     BlobResponse,
     LinkSigner,
     LocalStorage,
-    SignedLinkError,
-    StorageError,
-    open_storage,
     serve_signed,
 )
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import InvalidInputError, SignedLinkError, StorageError
 
 from .conftest import LOCAL_BASE_URL, SIGNING_KEY
 

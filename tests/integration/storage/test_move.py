@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reelscribe.backends.storage import open_storage
+from reelscribe.backends.open import open_storage
 
 pytestmark = pytest.mark.anyio
 

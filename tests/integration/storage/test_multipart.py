@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from reelscribe.backends.storage import BlobNotFoundError, BlobStore, LocalStorage, PartInfo
-from reelscribe.errors import ReelscribeError
+from reelscribe.backends.storage import BlobStore, LocalStorage, PartInfo
+from reelscribe.errors import BlobNotFoundError, ReelscribeError
 from tests.integration.storage.conftest import LOCAL_BASE_URL
 
 pytestmark = pytest.mark.anyio

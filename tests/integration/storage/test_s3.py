@@ -16,9 +16,9 @@ import httpx
 import pytest
 from aiobotocore.session import get_session
 
-from reelscribe.backends.storage import StorageError, open_storage
+from reelscribe.backends.open import open_storage
 from reelscribe.backends.storage.s3 import S3Options, S3Storage
-from reelscribe.errors import InvalidInputError, NetworkError
+from reelscribe.errors import InvalidInputError, NetworkError, StorageError
 
 from .conftest import ACCESS_KEY, BUCKET, SECRET_KEY, Seaweed, free_ports
 

@@ -22,18 +22,22 @@ from starlette.responses import Response
 from reelscribe.api.deps import KeysDep, get_services
 from reelscribe.api.errors import status_for
 from reelscribe.api.v1.errors import error_type
-from reelscribe.errors import ReelscribeError
+from reelscribe.errors import (
+    ForbiddenError,
+    InvalidParameterError,
+    ReelscribeError,
+    UnauthorizedError,
+    UploadTooLargeError,
+)
 from reelscribe.service import openai_formats
-from reelscribe.service.auth import ANONYMOUS, ApiKey, ForbiddenError, UnauthorizedError
+from reelscribe.service.auth import ANONYMOUS, ApiKey
 from reelscribe.service.transcriptions import (
     RESPONSE_FORMATS,
     Granularity,
-    InvalidParameterError,
     ResponseFormat,
     TranscriptionRequest,
     TranscriptionService,
 )
-from reelscribe.service.uploads import UploadTooLargeError
 
 router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Request
 from reelscribe.api.deps import get_services
 from reelscribe.api.v1.audio import ReaderKey
 from reelscribe.asr.catalog import allowed_models
-from reelscribe.service.transcriptions import OPENAI_MODEL, ModelNotFoundError
+from reelscribe.errors import ModelNotFoundError
+from reelscribe.service.transcriptions import OPENAI_MODEL
 
 router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reelscribe.backends.queue.base import (
-    Backoff,
-    Claim,
-    JobNotFoundError,
-    LeaseLost,
-    Queue,
-    QueueError,
-)
+from reelscribe.backends.queue.base import Backoff, Claim, Queue
 from reelscribe.backends.queue.database import DatabaseQueue
 
 if TYPE_CHECKING:
@@ -25,10 +18,7 @@ __all__ = [
     "Backoff",
     "Claim",
     "DatabaseQueue",
-    "JobNotFoundError",
-    "LeaseLost",
     "Queue",
-    "QueueError",
     "RedisStreamQueue",
 ]
 

@@ -36,23 +36,11 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from reelscribe.backends.db.enums import JobStatus, Priority
+
+# The queue's errors live in the one tree; named here too for the queue's own modules.
+from reelscribe.errors import JobNotFoundError as JobNotFoundError
+from reelscribe.errors import LeaseLost as LeaseLost
 from reelscribe.errors import ReelscribeError
-
-
-class QueueError(ReelscribeError):
-    code = "queue_error"
-
-
-class LeaseLost(QueueError):
-    """The claim is no longer the job's current lease: another worker took the job over
-    after this one's lease expired, or the job ended. Stop working on it; write nothing."""
-
-    code = "lease_lost"
-
-
-class JobNotFoundError(QueueError):
-    code = "job_not_found"
-    user_fault = True
 
 
 @dataclass(frozen=True, slots=True)

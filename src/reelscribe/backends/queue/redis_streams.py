@@ -41,9 +41,9 @@ from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import JobStatus, Priority
 from reelscribe.backends.db.schema import JobRow
 from reelscribe.backends.db.types import seconds_since
-from reelscribe.backends.queue.base import Backoff, Claim, LeaseLost
+from reelscribe.backends.queue.base import Backoff, Claim
 from reelscribe.backends.queue.leases import LeaseTable
-from reelscribe.errors import ReelscribeError
+from reelscribe.errors import LeaseLost, ReelscribeError
 
 log = logging.getLogger("reelscribe.queue")
 T = TypeVar("T")

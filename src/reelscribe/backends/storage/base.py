@@ -2,13 +2,16 @@
 
 Keys are ``/``-separated relative paths (``jobs/42/source.mp4``). They are validated here,
 once, for every backend, so a key that is refused on disk is refused on S3 too and one test
-body covers both. Errors raised by stores (besides those from :mod:`reelscribe.errors`)::
+body covers both. Errors raised by stores (all in the tree of :mod:`reelscribe.errors`)::
 
-    BlobNotFoundError          UserError         "blob_not_found"
+    BlobNotFoundError          NotFoundError     "blob_not_found"
     RangeNotSatisfiableError   InvalidInputError "range_not_satisfiable"
     StorageError               ReelscribeError   "storage_error"  misconfigured store (denied,
                                                                    no bucket): not retryable
-    NetworkError (errors.py)   TransientError    unreachable or 5xx: retry with backoff
+    NetworkError               TransientError    unreachable or 5xx: retry with backoff
+
+The stores subclass :class:`BlobStore`, so what is the same for all (``exists``) is
+written once, here.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 from urllib.parse import quote
 
-from reelscribe.errors import InvalidInputError, ReelscribeError, UserError
+from reelscribe.errors import BlobNotFoundError, InvalidInputError, RangeNotSatisfiableError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: S3's limit on a key, in UTF-8 bytes; applied everywhere so both stores accept the same keys.
@@ -41,23 +44,6 @@ _CONTENT_TYPE = re.compile(
     r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\x00-\x1f\x7f]*\"|[A-Za-z0-9!#$&^_.+-]+))*"
 )
 _RANGE_HEADER = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)  # units are case-insensitive
-
-
-class BlobNotFoundError(UserError):
-    code = "blob_not_found"
-
-
-class RangeNotSatisfiableError(InvalidInputError):
-    code = "range_not_satisfiable"
-
-    def __init__(self, message: str, *, size: int | None = None) -> None:
-        super().__init__(message)
-        #: The blob's size when known, for a ``Content-Range: bytes */size`` header.
-        self.size = size
-
-
-class StorageError(ReelscribeError):
-    code = "storage_error"
 
 
 class PutResult(NamedTuple):
@@ -182,7 +168,14 @@ class BlobStore(Protocol):
 
     async def stat(self, key: str) -> BlobInfo: ...
 
-    async def exists(self, key: str) -> bool: ...
+    async def exists(self, key: str) -> bool:
+        """Whether a blob is stored under ``key`` (a store that subclasses BlobStore
+        gets this answer from :meth:`stat`)."""
+        try:
+            await self.stat(key)
+        except BlobNotFoundError:
+            return False
+        return True
 
     def local_path(self, key: str) -> Path | None:
         """The blob's file when the store is a local directory (read it, never write

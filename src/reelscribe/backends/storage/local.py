@@ -42,18 +42,23 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from reelscribe.errors import InvalidInputError
+from reelscribe.errors import (
+    BlobNotFoundError,
+    InvalidInputError,
+    StorageError,
+    UploadPartsMissingError,
+    UploadTooLargeError,
+)
 from reelscribe.files import sha256_file
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
     MAX_EXPIRES_IN,
     BlobInfo,
-    BlobNotFoundError,
+    BlobStore,
     ByteRange,
     PartInfo,
     PutResult,
-    StorageError,
     validate_content_type,
     validate_expires_in,
     validate_key,
@@ -103,7 +108,7 @@ _STALE_TMP = 24 * 3600.0
 _STALE_MULTIPART = float(MAX_EXPIRES_IN)
 
 
-class LocalStorage:
+class LocalStorage(BlobStore):
     def __init__(
         self,
         root: Path,
@@ -287,13 +292,6 @@ class LocalStorage:
         validate_key(key)
         return await anyio.to_thread.run_sync(self._stat, key)
 
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFoundError:
-            return False
-        return True
-
     def local_path(self, key: str) -> Path | None:
         path = self._data_path(key)
         return path if path.is_file() else None
@@ -454,14 +452,10 @@ class LocalStorage:
                 try:
                     source = (folder / f"{part.number:05d}.part").open("rb")
                 except FileNotFoundError as exc:
-                    raise InvalidInputError(
-                        f"part {part.number} is missing", code="upload_parts_missing"
-                    ) from exc
+                    raise UploadPartsMissingError(f"part {part.number} is missing") from exc
                 with source:
                     if os.fstat(source.fileno()).st_size != part.size:  # re-sent meanwhile
-                        raise InvalidInputError(
-                            f"part {part.number} changed size", code="upload_parts_missing"
-                        )
+                        raise UploadPartsMissingError(f"part {part.number} changed size")
                     while chunk := source.read(_BLOCK):
                         digest.update(chunk)
                         out.write(chunk)
@@ -612,7 +606,5 @@ async def _at_most(chunks: AsyncIterable[bytes], limit: int) -> AsyncGenerator[b
     async for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise InvalidInputError(
-                f"part larger than its declared {limit} bytes", code="upload_too_large"
-            )
+            raise UploadTooLargeError(f"part larger than its declared {limit} bytes")
         yield chunk

@@ -30,17 +30,22 @@ from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from reelscribe.errors import InvalidInputError, NetworkError, ReelscribeError
+from reelscribe.errors import (
+    BlobNotFoundError,
+    InvalidInputError,
+    NetworkError,
+    RangeNotSatisfiableError,
+    ReelscribeError,
+    StorageError,
+)
 
 from .base import (
     DEFAULT_CONTENT_TYPE,
     BlobInfo,
-    BlobNotFoundError,
+    BlobStore,
     ByteRange,
     PartInfo,
     PutResult,
-    RangeNotSatisfiableError,
-    StorageError,
     content_disposition,
     validate_content_type,
     validate_expires_in,
@@ -167,7 +172,7 @@ def _int_param(query: dict[str, str], name: str, default: int) -> int:
     return int(value)
 
 
-class S3Storage:
+class S3Storage(BlobStore):
     def __init__(self, options: S3Options, *, chunk_size: int = _READ_CHUNK) -> None:
         self._options = options
         self._chunk_size = chunk_size
@@ -321,13 +326,6 @@ class S3Storage:
             etag=head.get("ETag"),
             last_modified=head.get("LastModified"),
         )
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFoundError:
-            return False
-        return True
 
     def local_path(self, key: str) -> Path | None:
         return None  # objects live on the server

@@ -23,27 +23,19 @@ from dataclasses import dataclass, field
 from email.utils import format_datetime
 from urllib.parse import quote, urlencode
 
-from reelscribe.errors import InvalidInputError, UserError
-
-from .base import (
-    BlobStore,
-    ByteRange,
+from reelscribe.errors import (
+    InvalidInputError,
+    LinkExpiredError,
     RangeNotSatisfiableError,
-    clean_filename,
-    content_disposition,
-    validate_key,
+    SignedLinkError,
 )
+
+from .base import BlobStore, ByteRange, clean_filename, content_disposition, validate_key
 
 #: Versioned so the message format can change without old links meaning something new.
 _CONTEXT = "reelscribe-blob-link-v1"
 _PART_CONTEXT = "reelscribe-upload-part-v1"
 _MIN_SECRET_BYTES = 16
-
-
-class SignedLinkError(UserError):
-    """An expired (``code="link_expired"``) or forged (``"link_invalid"``) link."""
-
-    code = "link_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +118,9 @@ class LinkSigner:
     @staticmethod
     def _check(expected: str, signature: str, expires: int, now: float | None) -> None:
         if not hmac.compare_digest(expected.encode(), signature.encode("ascii", "replace")):
-            raise SignedLinkError("invalid link signature", code="link_invalid")
+            raise SignedLinkError("invalid link signature")
         if (time.time() if now is None else now) >= expires:
-            raise SignedLinkError("link expired", code="link_expired")
+            raise LinkExpiredError("link expired")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,9 @@
 ``api`` and ``worker`` (scale-out). Each opens one :class:`Runtime` and runs its parts
 as tasks on one event loop until SIGINT/SIGTERM.
 
+This is the composition root: it sits above ``api/``, ``worker.py`` and ``service/``
+and wires them together, so none of those imports it (or each other upwards).
+
 Start-up never gives up on a dependency that is down: see :func:`open_runtime`.
 Shutdown: the API stops accepting connections, workers stop claiming and get
 ``shutdown_grace_seconds`` to finish the job in hand (then release it to the queue).

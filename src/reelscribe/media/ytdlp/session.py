@@ -1,11 +1,4 @@
-"""yt-dlp through its Python API, with every request it makes passed through the SSRF guard.
-
-:class:`GuardedYoutubeDL` gives yt-dlp a single request handler, :class:`GuardedUrllibRH`
-(yt-dlp's urllib handler whose sockets are opened by :meth:`URLGuard.connect` and
-whose redirect targets are checked), so page, API, manifest, fragment and media
-requests and the redirects between them are all judged. Proxies and schemes other
-than http(s) are not served.
-
+"""One yt-dlp run through its Python API: extract, then download (a section or all).
 Programs yt-dlp starts make their own connections, so external downloaders are off
 (``external_downloader: native``). ffmpeg is still needed for section downloads, and
 yt-dlp hands it HLS it cannot parse natively; it therefore gets, on every input:
@@ -26,57 +19,37 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import http.client
 import logging
 import math
-import os
-import re
-import socket
 import subprocess
-import tempfile
-import urllib.request
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-from yt_dlp.cookies import YoutubeDLCookieJar
-from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.networking import HEADRequest, Request
-from yt_dlp.networking import _urllib as ytdlp_urllib
 from yt_dlp.networking.exceptions import HTTPError as YtdlpHTTPError
-from yt_dlp.networking.exceptions import RequestError, TransportError
 from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
-from yt_dlp.utils import PostProcessingError, download_range_func
+from yt_dlp.utils import download_range_func
 
 from reelscribe.errors import (
-    AuthRequiredError,
-    BlockedURLError,
-    InvalidInputError,
-    NetworkError,
     ProcessingError,
     ReelscribeError,
     SourceError,
     SourceNotFoundError,
     SourceTooLargeError,
-    TooManyRedirectsError,
     UnsupportedSourceError,
 )
 from reelscribe.media.ffmpeg import ffmpeg_exe
+from reelscribe.media.ytdlp.errors import translate_error
+from reelscribe.media.ytdlp.guard import GuardedYoutubeDL
 from reelscribe.models import TimeRange
 from reelscribe.netguard import Pace, URLGuard
 from reelscribe.progress import ProgressCallback, report
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("reelscribe.media.ytdlp")  # one logger for the package
 
-COOKIES_HINT = (
-    "supply cookies of a signed-in browser session: REELSCRIBE_YTDLP_COOKIES "
-    "(the content of a Netscape cookie file) or --cookies FILE"
-)
-#: ffmpeg input options for a section cut: no redirects (the URL was resolved through
+
 #: the guard), no proxy, plain http(s) only, and container demuxers only, so a "media"
 #: URL that is really a playlist cannot send ffmpeg on to other hosts.
 _FFMPEG_CUT_ARGS = (
@@ -96,173 +69,6 @@ _FFMPEG_NO_NETWORK_ARGS = ("-protocol_whitelist", "file,crypto,data")
 _NATIVE_PROTOCOLS = frozenset(
     {"http", "https", "m3u8_native", "m3u8", "http_dash_segments", "http_dash_segments_generator"}
 )
-
-
-# --- which URLs yt-dlp should take ------------------------------------------------------
-
-
-@functools.cache
-def _extractors() -> tuple[Any, ...]:
-    return tuple(ie for ie in gen_extractor_classes() if ie.ie_key() != "Generic")
-
-
-def specific_extractor(url: str) -> str | None:
-    """The key of a site-specific yt-dlp extractor for ``url`` (``"Youtube"``), or
-    ``None`` when only the generic one would take it."""
-    return next((ie.ie_key() for ie in _extractors() if ie.suitable(url)), None)
-
-
-# --- cookies ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def cookie_file(path: Path | None, text: str | None) -> Iterator[Path | None]:
-    """A private (0600) temporary Netscape cookie file, deleted afterwards.
-
-    ``text`` (``REELSCRIBE_YTDLP_COOKIES``) wins over ``path``; a given file is copied
-    too, because yt-dlp writes its cookie jar back to the file when it closes.
-    """
-    if text is None and path is None:
-        yield None
-        return
-    if text is None:
-        assert path is not None
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read the cookie file {path}: {exc}") from exc
-    fd, name = tempfile.mkstemp(prefix="reelscribe-cookies-", suffix=".txt")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
-def load_cookie_jar(path: Path) -> CookieJar:
-    """The cookies of a Netscape cookie file, read as yt-dlp reads them."""
-    jar = YoutubeDLCookieJar(str(path))
-    try:
-        jar.load()
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read the cookies: {exc}") from exc
-    loaded: CookieJar = jar
-    return loaded
-
-
-# --- the guarded request handler -----------------------------------------------------------
-
-
-class GuardRefusal(RequestError):  # type: ignore[misc]
-    """A request the SSRF guard refused, in the exception family yt-dlp expects from a
-    request handler. The guard keeps the :class:`BlockedURLError` itself."""
-
-
-class _GuardedHTTPHandler(ytdlp_urllib.HTTPHandler):  # type: ignore[misc]
-    def __init__(self, guard: URLGuard, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._guard = guard
-
-    def _connection_factory(self, base: type[http.client.HTTPConnection]) -> Callable[..., Any]:
-        guard = self._guard
-
-        def create_connection(
-            address: tuple[str, int], timeout: object = None, source_address: Any = None
-        ) -> socket.socket:
-            seconds = timeout if isinstance(timeout, int | float) else None
-            try:
-                return guard.connect(address[0], address[1], seconds, source_address)
-            except BlockedURLError as exc:
-                raise GuardRefusal(str(exc)) from exc
-            except ReelscribeError as exc:  # DNS failed: let urllib report it as usual
-                raise OSError(str(exc)) from exc
-
-        def factory(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
-            connection = base(*args, **kwargs)
-            # http.client's own hook for opening the socket; yt-dlp sets it the same way.
-            connection._create_connection = create_connection  # type: ignore[attr-defined]
-            return connection
-
-        return factory
-
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(self._connection_factory(http.client.HTTPConnection), req)
-
-    def https_open(self, req: Any) -> Any:
-        return self.do_open(
-            self._connection_factory(http.client.HTTPSConnection), req, context=self._context
-        )
-
-
-class _GuardedRedirectHandler(ytdlp_urllib.RedirectHandler):  # type: ignore[misc]
-    def __init__(self, guard: URLGuard) -> None:
-        super().__init__()
-        self._guard = guard
-
-    def redirect_request(
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> Any:
-        try:
-            self._guard.check_url(newurl)
-        except ReelscribeError as exc:
-            if not isinstance(exc, BlockedURLError):
-                self._guard.refusals.append(BlockedURLError(f"refusing redirect: {exc}"))
-            raise GuardRefusal(str(exc)) from exc
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class GuardedUrllibRH(ytdlp_urllib.UrllibRH):  # type: ignore[misc]
-    """yt-dlp's urllib request handler, limited to http(s) (and inline ``data:``),
-    without proxies, connecting and redirecting only where the guard allows."""
-
-    _SUPPORTED_URL_SCHEMES = ("http", "https", "data")
-    _SUPPORTED_PROXY_SCHEMES = ()
-    _SUPPORTED_FEATURES = ()
-    RH_NAME = "guarded-urllib"
-
-    def __init__(self, *, guard: URLGuard, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._guard = guard
-
-    def _create_instance(self, proxies: Any, cookiejar: Any, legacy_ssl_support: Any = None) -> Any:
-        # yt-dlp's own opener minus its proxy, ftp and file handlers, with guarded
-        # connection and redirect handlers.
-        opener = urllib.request.OpenerDirector()
-        for handler in (
-            _GuardedHTTPHandler(
-                self._guard,
-                context=self._make_sslcontext(legacy_ssl_support=legacy_ssl_support),
-            ),
-            urllib.request.HTTPCookieProcessor(cookiejar),
-            urllib.request.DataHandler(),
-            urllib.request.UnknownHandler(),
-            urllib.request.HTTPDefaultErrorHandler(),
-            urllib.request.HTTPErrorProcessor(),
-            _GuardedRedirectHandler(self._guard),
-        ):
-            opener.add_handler(handler)
-        opener.addheaders = []
-        return opener
-
-
-class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
-    """A YoutubeDL whose only request handler is :class:`GuardedUrllibRH`.
-
-    Proxies (``proxy`` or the environment's) are ignored: through a proxy the guard
-    would only ever see the proxy's address.
-    """
-
-    def __init__(self, params: dict[str, Any], guard: URLGuard) -> None:
-        self._guard = guard
-        super().__init__({**params, "proxy": ""})
-
-    @functools.cached_property
-    def _request_director(self) -> Any:
-        return self.build_request_director([functools.partial(GuardedUrllibRH, guard=self._guard)])
-
-
-# --- extraction and download ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,82 +359,3 @@ def _downloaded_file(result: dict[str, Any] | None, workdir: Path) -> Path | Non
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
-
-
-# --- error translation ---------------------------------------------------------------------
-
-_AUTH_PATTERNS = re.compile(
-    r"sign in to confirm|not a bot|login required|log in|sign in|private video|"
-    r"video is private|members[- ]only|--cookies|requires authentication|registered users|"
-    r"age[- ]restricted|confirm your age",
-    re.IGNORECASE,
-)
-_NOT_FOUND_PATTERNS = re.compile(
-    r"video unavailable|is not available|does not exist|has been removed|been deleted|"
-    r"no longer available|not found|http error 404|http error 410",
-    re.IGNORECASE,
-)
-_REDIRECT_PATTERNS = re.compile(
-    r"redirect error that would lead to an infinite loop|too many redirects", re.IGNORECASE
-)
-_NETWORK_PATTERNS = re.compile(
-    r"timed out|connection|network|temporary failure|name or service not known|"
-    r"getaddrinfo|unreachable|reset by peer|http error 5\d\d|http error 429|incomplete",
-    re.IGNORECASE,
-)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it wraps (``__cause__``, yt-dlp's ``cause``/``exc_info``)."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        exc_info = getattr(current, "exc_info", None)
-        for nested in (
-            current.__cause__,
-            current.__context__,
-            getattr(current, "cause", None),
-            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
-        ):
-            if isinstance(nested, BaseException):
-                stack.append(nested)
-
-
-def _clean(message: str) -> str:
-    message = re.sub(r"\x1b\[[0-9;]*m", "", message)
-    message = re.sub(r"^(ERROR: )+", "", message.strip())
-    return message.split("; please report this issue", 1)[0].strip()
-
-
-def translate_error(exc: BaseException, url: str) -> ReelscribeError:
-    """Maps a yt-dlp exception to the reelscribe error a user can act on."""
-    chain = list(_causes(exc))
-    for inner in chain:
-        if isinstance(inner, ReelscribeError):
-            return inner
-    message = _clean(str(exc)) or type(exc).__name__
-    status = next((e.status for e in chain if isinstance(e, YtdlpHTTPError)), None)
-    if (status is not None and 300 <= status < 400) or _REDIRECT_PATTERNS.search(message):
-        # urllib gives up on a redirect loop (or a chain over 10) with the last 3xx.
-        return TooManyRedirectsError(f"fetching {url} failed: {message}")
-    if status in (401, 403) or _AUTH_PATTERNS.search(message):
-        return AuthRequiredError(f"{url} requires signing in ({message}): {COOKIES_HINT}")
-    if "requested format is not available" in message.lower():
-        return SourceError(f"{url} has no format to download: {message}")
-    if status in (404, 410) or _NOT_FOUND_PATTERNS.search(message):
-        return SourceNotFoundError(f"{url} is not available: {message}")
-    if "unsupported url" in message.lower():
-        return UnsupportedSourceError(f"no media found at {url}: {message}")
-    if any(isinstance(e, PostProcessingError) for e in chain):
-        return ProcessingError(f"processing the download of {url} failed: {message}")
-    if (status is not None and (status >= 500 or status == 429)) or (
-        any(isinstance(e, TransportError | OSError) for e in chain)
-        or _NETWORK_PATTERNS.search(message)
-    ):
-        return NetworkError(f"fetching {url} failed: {message}")
-    return SourceError(f"yt-dlp could not fetch {url}: {message}")
