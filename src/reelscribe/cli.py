@@ -154,6 +154,14 @@ ModerateOpt = Annotated[
     Moderate | None,
     typer.Option("--moderate", help="Content moderation: off, flag (report) or block."),
 ]
+SeparateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--separate",
+        help="Transcribe the vocal stem, not the mix (songs, loud music); "
+        "the 'vocals' output writes the stem.",
+    ),
+]
 ModeOpt = Annotated[
     ClipMode,
     typer.Option(
@@ -264,7 +272,8 @@ def transcribe(
         typer.Option(
             "--format",
             "-f",
-            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation.",
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation, "
+            "vocals.",
         ),
     ] = "srt",
     out: OutOpt = None,
@@ -304,6 +313,7 @@ def transcribe(
     action_items: ActionItemsOpt = False,
     questions: QuestionsOpt = False,
     moderate: ModerateOpt = None,
+    separate: SeparateOpt = False,
     llm_url: LlmUrlOpt = None,
     llm_model: LlmModelOpt = None,
     llm_key: LlmKeyOpt = None,
@@ -321,7 +331,7 @@ def transcribe(
         speaker_names=speaker_names, speaker_label=speaker_label,
         summary=summary, summary_sentences=summary_sentences,
         summary_ratio=summary_ratio, keywords=keywords, chapters=chapters, llm=llm,
-        action_items=action_items, questions=questions, moderate=moderate,
+        action_items=action_items, questions=questions, moderate=moderate, separate=separate,
         style={"font_size": font_size, "position": position, "primary_colour": primary_colour,
                "outline_colour": outline_colour, "outline": outline},
         cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines, "max_cps": max_cps},
@@ -338,8 +348,8 @@ def _outputs(value: str) -> list[str]:
     from reelscribe.outputs import ANALYSIS_OUTPUTS
 
     names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    extra = [n for n in names if n in ANALYSIS_OUTPUTS]
-    formats = ",".join(n for n in names if n not in ANALYSIS_OUTPUTS)
+    extra = [n for n in names if n in ANALYSIS_OUTPUTS or n == "vocals"]
+    formats = ",".join(n for n in names if n not in extra)
     return [*(parse_formats(formats) if formats or not extra else ()), *extra]
 
 
@@ -357,6 +367,7 @@ def clip(
     language: LanguageOpt = None,
     speakers: SpeakersOpt = False,
     speaker_names: SpeakerNamesOpt = None,
+    separate: SeparateOpt = False,
     max_line_chars: MaxCharsOpt = 42,
     max_lines: MaxLinesOpt = 2,
     font_size: FontSizeOpt = 44.0,
@@ -370,7 +381,7 @@ def clip(
     settings = get_settings()
     options = _options(
         model=model, language=language, clip_mode=mode, speakers=speakers,
-        speaker_names=speaker_names,
+        speaker_names=speaker_names, separate=separate,
         style={"font_size": font_size, "position": position},
         cue={"max_chars_per_line": max_line_chars, "max_lines": max_lines},
     )  # fmt: skip
@@ -512,6 +523,49 @@ def probe(
         typer.echo(f"  #{s.index} {s.kind} {s.codec} {detail}".rstrip())
     if keyframes:
         typer.echo("  keyframes: " + " ".join(f"{k:.3f}" for k in info.keyframes))
+
+
+separation_app = typer.Typer(
+    help="The vocal separation backend: build its environment ahead of time, or check it.",
+    no_args_is_help=True,
+)
+app.add_typer(separation_app, name="separation")
+
+
+@separation_app.command("install")
+def separation_install(
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the Spleeter virtualenv now (TensorFlow 2.12, ~2.4 GB; minutes), not in the
+    first job that asks for --separate. Needs pip to reach PyPI or a mirror, once."""
+    from reelscribe.separation.spleeter_env import ensure_env, env_root
+
+    settings = get_settings()
+    env = ensure_env(env_root(settings), settings.separation_python,
+                     log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    info = {"path": str(env.path), **env.info()}
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        typer.echo(f"spleeter\t{env.path}")
+
+
+@separation_app.command("status")
+def separation_status(as_json: JsonOpt = False) -> None:
+    """Which separation backend is set, and whether the Spleeter env is built."""
+    from reelscribe.separation.spleeter_env import SpleeterEnv, env_path, env_root
+
+    settings = get_settings()
+    env = SpleeterEnv(env_path(env_root(settings)))
+    info: dict[str, Any] = {"backend": settings.separation_backend, "spleeter_env": str(env.path),
+                            "spleeter_ready": env.ready}  # fmt: skip
+    if env.ready:
+        info["spleeter"] = env.info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        for key in ("backend", "spleeter_env", "spleeter_ready"):
+            typer.echo(f"{key}\t{info[key]}")
 
 
 @app.command()
@@ -749,7 +803,7 @@ def submit(
         str,
         typer.Option(
             help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip,chapters,"
-            "moderation."
+            "moderation,vocals."
         ),
     ] = "srt,json",
     wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
@@ -791,6 +845,7 @@ def submit(
     action_items: ActionItemsOpt = False,
     questions: QuestionsOpt = False,
     moderate: ModerateOpt = None,
+    separate: SeparateOpt = False,
     # Unset style and cue flags are left out of the job: the server's defaults apply.
     max_line_chars: Annotated[int | None, typer.Option(help="Subtitle chars per line.")] = None,
     max_lines: Annotated[int | None, typer.Option(help="Subtitle lines per cue.")] = None,
@@ -821,7 +876,7 @@ def submit(
         cue={k: v for k, v in cue.items() if v is not None},
         summary=summary, summary_sentences=summary_sentences, summary_ratio=summary_ratio,
         keywords=keywords, action_items=action_items, questions=questions,
-        chapters=chapters, llm=llm, moderate=moderate,
+        chapters=chapters, llm=llm, moderate=moderate, separate=separate,
     )  # fmt: skip
     spec: dict[str, Any] = {
         "outputs": [o.strip() for o in outputs.split(",") if o.strip()],
