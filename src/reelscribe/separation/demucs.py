@@ -31,7 +31,8 @@ class DemucsSeparator:
         self._device = device
         self._model: Any = None
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
+        """The model and its device, loaded on first call (downloads the weights)."""
         if self._model is not None:
             return self._model
         try:
@@ -64,7 +65,7 @@ class DemucsSeparator:
         return self._model
 
     def separate(self, mix: Path, vocals: Path, progress: Fraction | None = None) -> None:
-        model, device = self._load()
+        model, device = self.load()
         import torch
         from demucs.apply import apply_model
 
