@@ -11,7 +11,7 @@ so only recognition is measured) transcribes the clean speech, the mix and the s
 vocal stem; the separation is timed (its real-time factor, with and without the backend's
 start-up).
 
-    python bench/separate.py [--backend spleeter|demucs]
+    python bench/separate.py [--backend spleeter|demucs] [--music-db 0]
 """
 
 from __future__ import annotations
@@ -123,6 +123,12 @@ def to_16k(path: Path) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=("spleeter", "demucs"), default=None)
+    parser.add_argument(
+        "--music-db",
+        type=float,
+        default=0.0,
+        help="music this many dB above the speech (0: equal loudness)",
+    )
     args = parser.parse_args()
     settings = get_settings()
     if args.backend:
@@ -140,16 +146,18 @@ def main() -> None:
         work = Path(tmp)
         speech_lufs = lufs(write_wav(voice, work / "speech.wav"))
         music_lufs = lufs(write_wav(backing, work / "music.wav"))
-        backing *= 10 ** ((speech_lufs - music_lufs) / 20)  # equal integrated loudness
+        # Equal integrated loudness, then as much louder as asked.
+        backing *= 10 ** ((speech_lufs - music_lufs + args.music_db) / 20)
         mix = backing + voice[:, None]
         mix /= max(1.0, float(np.abs(mix).max()) / 0.99)
         mix_path = write_wav(mix, work / "mix.wav")
         seconds = len(mix) / SR
         print(f"machine: {platform.machine()} {platform.processor() or ''} "
               f"cores={os.cpu_count()}; backend: {options.backend}")  # fmt: skip
-        print(f"audio: {seconds:.1f} s of real speech under generated music; "
-              f"speech {speech_lufs:.1f} LUFS, music {lufs(write_wav(backing, work / 'm.wav')):.1f}"
-              f" LUFS; RMS speech {rms_db(voice):.1f} dBFS, music {rms_db(backing):.1f} dBFS")  # fmt: skip
+        mixed_lufs = lufs(write_wav(backing, work / "m.wav"))
+        print(f"audio: {seconds:.1f} s of real speech under generated music; speech "
+              f"{speech_lufs:.1f} LUFS, music {mixed_lufs:.1f} LUFS; RMS speech "
+              f"{rms_db(voice):.1f} dBFS, music {rms_db(backing):.1f} dBFS")  # fmt: skip
 
         loaded: list[float] = []
 
@@ -164,15 +172,17 @@ def main() -> None:
         steady = time.monotonic() - loaded[0] if loaded else total
 
         rows = [("clean speech (no music)", to_16k(write_wav(voice, work / "v.wav"))),
-                ("mix: speech + music, equal loudness", to_16k(mix_path)),
+                (f"mix: speech + music, music {args.music_db:+g} dB", to_16k(mix_path)),
                 (f"separated vocals ({options.backend})", result.samples)]  # fmt: skip
         print("| input | WER |")
         print("|---|---|")
         for name, samples in rows:
             text = transcribe(samples, asr).text
             print(f"| {name} | {speech.wer(reference, text):.2%} |")
-        print(f"separation: {total:.1f} s for {seconds:.1f} s, RTF {total / seconds:.3f} "
-              f"(with start-up); {steady:.1f} s, RTF {steady / seconds:.3f} once loaded")  # fmt: skip
+        print(
+            f"separation: {total:.1f} s for {seconds:.1f} s, RTF {total / seconds:.3f} "
+            f"(with start-up); {steady:.1f} s, RTF {steady / seconds:.3f} once loaded"
+        )
 
 
 if __name__ == "__main__":
