@@ -141,7 +141,7 @@ def main() -> None:
     asr = TranscribeOptions.from_settings(settings, None, language="en")
 
     voice, reference = build_speech()
-    backing = music(len(voice) / SR)[: len(voice)]
+    backing = music(len(voice) / SR + 0.01)[: len(voice)]  # +0.01: no sample short
     with tempfile.TemporaryDirectory(prefix="bench-separate-") as tmp:
         work = Path(tmp)
         speech_lufs = lufs(write_wav(voice, work / "speech.wav"))

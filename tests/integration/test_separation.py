@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.media, pytest.mark.timeout(1500)]
 SR = 44_100
 MUSIC_LEAD = 3.0  # seconds of music alone before the speech
 JFK_WORDS = {"fellow", "americans", "ask", "country", "do"}
+MIT_WORDS = {"permission", "granted", "software", "copyright", "notice", "charge"}
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +90,14 @@ def decode(path: Path, rate: int, channels: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def song(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 s of music, then JFK's 11 s speech over it, at equal RMS while he speaks."""
-    speech = decode(shared_media / "jfk.flac", SR, 1)[:, 0]
+    """3 s of music, then JFK (11 s) and the MIT licence read aloud (30 s) over it, at
+    equal RMS while they speak: 45 s, so the separator works in more than one chunk."""
+    mit = decode(shared_media / "multilingual.mp3", SR, 1)[: int(30.3 * SR), 0]
+    speech = np.concatenate([decode(shared_media / "jfk.flac", SR, 1)[:, 0],
+                             np.zeros(SR // 2, np.float32), mit])  # fmt: skip
     lead = int(MUSIC_LEAD * SR)
     voice = np.concatenate([np.zeros(lead, np.float32), speech])
-    backing = music(len(voice) / SR)[: len(voice)]
+    backing = music(len(voice) / SR + 0.01)[: len(voice)]  # +0.01: no sample short
     backing *= rms(speech) / rms(backing[lead:])
     mix = backing + voice[:, None]
     mix /= max(1.0, float(np.abs(mix).max()) / 0.95)
@@ -130,7 +134,8 @@ def test_spleeter_keeps_the_voice_and_drops_the_music(
 
     heard = transcribe(result.samples, TranscribeOptions(engine=engine_options, language="en"))
     words = set(normalise_words(heard.text))
-    assert len(JFK_WORDS & words) >= 4, heard.text
+    assert len(JFK_WORDS & words) >= 3, heard.text
+    assert len(MIT_WORDS & words) >= 4, heard.text  # the second chunk is right too
     first = min(s.start for s in heard.segments)
     assert first > MUSIC_LEAD - 1.0  # timestamps on the song's timeline
 
@@ -197,7 +202,7 @@ async def test_separate_job_shows_the_step_and_stores_the_stem(
     stem = tmp_path / "stored.flac"
     stem.write_bytes(blob)
     assert decode(stem, SR, 2).shape[0] == pytest.approx(decode(song, SR, 2).shape[0], abs=2)
-    assert len(JFK_WORDS & set(normalise_words(text))) >= 4, text
+    assert len(JFK_WORDS & set(normalise_words(text))) >= 3, text
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ and no such folder: use the Spleeter backend there.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,7 +45,8 @@ class DemucsSeparator:
                 "pip install 'reelscribe[demucs]' (or set REELSCRIBE_SEPARATION_BACKEND=spleeter)"
             ) from exc
         try:
-            model = get_model(self._name, repo=self._repo)
+            with _trusting_demucs_classes(torch):
+                model = get_model(self._name, repo=self._repo)
         except (SystemExit, Exception) as exc:  # demucs calls fatal() -> SystemExit on a bad repo
             where = f"from {self._repo}" if self._repo else "(downloaded on first use)"
             raise ModelUnavailableError(
@@ -92,3 +94,17 @@ class DemucsSeparator:
                         progress(end / total)
         except RuntimeError as exc:  # torch: out of memory, bad shapes
             raise ProcessingError(f"vocal separation (demucs) failed: {exc}") from exc
+
+
+def _trusting_demucs_classes(torch: Any) -> AbstractContextManager[Any]:
+    """Lets ``torch.load`` (weights-only by default since torch 2.6) read demucs' files:
+    they name their model class. Only demucs' own model classes are allowed, no other
+    code; older torch loads them as it always did."""
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:
+        return nullcontext()
+    from demucs.demucs import Demucs
+    from demucs.hdemucs import HDemucs
+    from demucs.htdemucs import HTDemucs
+
+    return cast("AbstractContextManager[Any]", safe_globals([Demucs, HDemucs, HTDemucs]))
