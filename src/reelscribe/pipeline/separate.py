@@ -61,6 +61,7 @@ def separate(
     args[args.index("-ac") + 1] = str(CHANNELS)
     run_ffmpeg([*args, "-f", "f32le", "-c:a", "pcm_f32le", "-y", str(mix)], what="audio decode")
     duration = mix.stat().st_size / (4 * CHANNELS * SAMPLE_RATE)
+    # The first Spleeter run on a machine builds its virtualenv here (minutes, once).
     report(progress, STAGE, 0.02, f"loading the {options.backend} separator")
     separator = load_separator(options)
     eta = EtaTracker()
