@@ -272,8 +272,7 @@ def transcribe(
         typer.Option(
             "--format",
             "-f",
-            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation, "
-            "vocals.",
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation, vocals.",
         ),
     ] = "srt",
     out: OutOpt = None,
