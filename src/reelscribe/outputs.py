@@ -15,6 +15,7 @@ from reelscribe.formats import FORMATS
 MEDIA_OUTPUTS: dict[str, str] = {
     "clip": "the cut media (.mp4, or .m4a for audio-only sources)",
     "burned_clip": "the clip with the subtitles burned in (.subtitled.mp4)",
+    "vocals": "the vocal stem (.vocals.flac); implies the separate option",
 }
 
 

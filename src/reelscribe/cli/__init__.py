@@ -8,7 +8,7 @@ they share are in ``options``, the Typer app and the entry point in ``app``.
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``, in this order.
-from reelscribe.cli import estimate, local, service, submit
+from reelscribe.cli import estimate, local, separation, service, submit
 from reelscribe.cli.app import app, main
 
-__all__ = ["app", "estimate", "local", "main", "service", "submit"]
+__all__ = ["app", "estimate", "local", "main", "separation", "service", "submit"]

@@ -45,6 +45,7 @@ from reelscribe.cli.options import (
     PromptOpt,
     QuestionsOpt,
     QuietOpt,
+    SeparateOpt,
     SourceArg,
     SpeakerLabelOpt,
     SpeakerNamesOpt,
@@ -157,7 +158,7 @@ def transcribe(
         typer.Option(
             "--format",
             "-f",
-            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation.",
+            help="Comma-separated: srt,vtt,txt,json,md,ass,rttm, and chapters, moderation, vocals.",
         ),
     ] = "srt",
     out: OutOpt = None,
@@ -197,6 +198,7 @@ def transcribe(
     action_items: ActionItemsOpt = False,
     questions: QuestionsOpt = False,
     moderate: ModerateOpt = None,
+    separate: SeparateOpt = False,
     llm_url: LlmUrlOpt = None,
     llm_model: LlmModelOpt = None,
     llm_key: LlmKeyOpt = None,
@@ -225,8 +227,8 @@ def _outputs(value: str) -> list[str]:
     from reelscribe.outputs import ANALYSIS_OUTPUTS
 
     names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    extra = [n for n in names if n in ANALYSIS_OUTPUTS]
-    formats = ",".join(n for n in names if n not in ANALYSIS_OUTPUTS)
+    extra = [n for n in names if n in ANALYSIS_OUTPUTS or n == "vocals"]
+    formats = ",".join(n for n in names if n not in extra)
     return [*(parse_formats(formats) if formats or not extra else ()), *extra]
 
 
@@ -244,6 +246,7 @@ def clip(
     language: LanguageOpt = None,
     speakers: SpeakersOpt = False,
     speaker_names: SpeakerNamesOpt = None,
+    separate: SeparateOpt = False,
     max_line_chars: MaxCharsOpt = 42,
     max_lines: MaxLinesOpt = 2,
     font_size: FontSizeOpt = 44.0,

@@ -124,6 +124,14 @@ ModerateOpt = Annotated[
     Moderate | None,
     typer.Option("--moderate", help="Content moderation: off, flag (report) or block."),
 ]
+SeparateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--separate",
+        help="Transcribe the vocal stem, not the mix (songs, loud music); "
+        "the 'vocals' output writes the stem.",
+    ),
+]
 ModeOpt = Annotated[
     ClipMode,
     typer.Option(

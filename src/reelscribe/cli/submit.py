@@ -29,6 +29,7 @@ from reelscribe.cli.options import (
     PromptOpt,
     QuestionsOpt,
     QuietOpt,
+    SeparateOpt,
     SpeakerLabelOpt,
     SpeakerNamesOpt,
     SpeakersOpt,
@@ -70,7 +71,7 @@ def submit(
         str,
         typer.Option(
             help="Comma-separated: srt,vtt,txt,json,md,ass,rttm,clip,burned_clip,chapters,"
-            "moderation."
+            "moderation,vocals."
         ),
     ] = "srt,json",
     wait: Annotated[bool, typer.Option(help="Wait for the job and download its results.")] = False,
@@ -112,6 +113,7 @@ def submit(
     action_items: ActionItemsOpt = False,
     questions: QuestionsOpt = False,
     moderate: ModerateOpt = None,
+    separate: SeparateOpt = False,
     # Unset style and cue flags are left out of the job: the server's defaults apply.
     max_line_chars: Annotated[int | None, typer.Option(help="Subtitle chars per line.")] = None,
     max_lines: Annotated[int | None, typer.Option(help="Subtitle lines per cue.")] = None,

@@ -130,6 +130,8 @@ def content_type(name: str, path: Path) -> str:
         return "text/plain; charset=utf-8"
     if name in FORMATS:
         return FORMATS[name].media_type + ("; charset=utf-8" if name != "json" else "")
+    if path.suffix == ".flac":  # the vocal stem
+        return "audio/flac"
     return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"
 
 

@@ -29,6 +29,8 @@ from reelscribe.outputs import ANALYSIS_OUTPUTS, check_outputs
 from reelscribe.pipeline.clip import ClipOptions
 from reelscribe.pipeline.fetch import FetchOptions
 from reelscribe.pipeline.transcribe import TranscribeOptions
+from reelscribe.separation.base import SeparateOptions
+from reelscribe.separation.spleeter_env import env_root
 from reelscribe.sources import MediaSource, as_source
 from reelscribe.speakers.base import DiarizeOptions
 
@@ -64,6 +66,8 @@ class PipelineRequest:
     moderate: ModerationOptions | None = None
     #: Analysis outputs to write: "chapters", "moderation".
     analysis_outputs: tuple[str, ...] = ()
+    #: Separate the vocals (ASR hears the stem; ``write_stem``: the ``vocals`` output).
+    separate: SeparateOptions | None = None
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -76,7 +80,8 @@ class PipelineRequest:
             raise InvalidInputError(f"unknown analysis output {unknown[0]!r}")
         if "chapters" in self.analysis_outputs and self.chapters is None:
             raise InvalidInputError("the chapters output needs the chapters stage")
-        if not (self.formats or self.clip_output or self.burn_output or self.analysis_outputs):
+        if not (self.formats or self.clip_output or self.burn_output or self.analysis_outputs
+                or self.stem_output):  # fmt: skip
             raise InvalidInputError("nothing to do: ask for at least one format or a clip")
 
     @property
@@ -85,9 +90,13 @@ class PipelineRequest:
                 or self.chapters is not None or self.llm is not None)  # fmt: skip
 
     @property
+    def stem_output(self) -> bool:
+        return self.separate is not None and self.separate.write_stem
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         media = ("clip",) * self.clip_output + ("burned_clip",) * self.burn_output
-        return (*self.formats, *media, *self.analysis_outputs)
+        return (*self.formats, *media, *self.analysis_outputs, *("vocals",) * self.stem_output)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +168,29 @@ def build_plan(
         llm=llm_options(options, settings),
         moderate=_moderation_options(options, settings, wanted),
         analysis_outputs=tuple(o for o in wanted if o in ANALYSIS_OUTPUTS),
+        separate=separate_options(options, settings, wanted),
     )
     return plan_of(request)
+
+
+def separate_options(
+    options: JobOptions, settings: Settings, outputs: tuple[str, ...]
+) -> SeparateOptions | None:
+    """What the separate stage is told (None: neither the option nor the ``vocals``
+    output, which implies it)."""
+    if not (options.separate or "vocals" in outputs):
+        return None
+    if options.channels == "split":
+        raise InvalidInputError("vocal separation works on the mixed audio, not channels split")
+    return SeparateOptions(
+        backend=settings.separation_backend,
+        env_dir=env_root(settings),
+        python=settings.separation_python,
+        demucs_model=settings.demucs_model,
+        demucs_repo=settings.demucs_repo,
+        device=settings.device,
+        write_stem="vocals" in outputs,
+    )
 
 
 def summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:

@@ -119,6 +119,25 @@ def _audio(ctx: RunContext) -> None:
     ctx.audio = [load_audio(fetched.path, wanted, channel=i) for i in range(count)]
 
 
+def _separate(ctx: RunContext) -> None:
+    # Imported here: only jobs that separate need the backends.
+    from reelscribe.pipeline.separate import STEM_EXTENSION, fit_length, separate
+
+    fetched, media = ctx.need_media()
+    options = ctx.request.separate
+    assert options is not None
+    if media.audio is None:
+        raise InvalidInputError("the source has no audio stream to separate")
+    stem_path = ctx.out_dir / f"{ctx.stem}{STEM_EXTENSION}" if options.write_stem else None
+    with ctx.limits.asr:  # as heavy as ASR on the CPU: share its cap
+        result = separate(fetched.path, ctx.local, ctx.work_dir, options, ctx.progress,
+                          info=media, stem_path=stem_path)  # fmt: skip
+    if result.stem is not None:
+        ctx.outputs["vocals"] = result.stem
+    if ctx.audio:  # ASR (and diarization) hear the voice, on the mix's timeline
+        ctx.audio = [fit_length(result.samples, len(ctx.audio[0]))]
+
+
 def _transcribe(ctx: RunContext) -> None:
     request = ctx.request
     with ctx.limits.asr:
@@ -267,6 +286,7 @@ STAGES: tuple[Stage, ...] = (
         "moderate", 1.0, lambda r: r.moderate is not None and r.moderate.policy != "off", _moderate
     ),
     Stage("audio", 0.3, _needs_transcript, _audio),
+    Stage("separate", 2.0, lambda r: r.separate is not None, _separate),
     Stage("transcribe", 5.0, _needs_transcript, _transcribe),
     Stage("diarize", 2.0, lambda r: r.needs_transcript and r.diarize is not None, _diarize),
     Stage("summarize", 0.5, lambda r: r.summary is not None, _summarize),
