@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, load_model
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
