@@ -94,6 +94,13 @@ HotwordsOpt = Annotated[str | None, typer.Option(help="Words to favour (names, j
 TemperatureOpt = Annotated[
     float, typer.Option(help="First decoding temperature (0-1); Whisper falls back above it.")
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ASR engine: local, hosted, local-then-hosted or hosted-then-local "
+        "(default: REELSCRIBE_ASR_ENGINE)."
+    ),
+]
 WordsOpt = Annotated[bool, typer.Option("--words", help="Word-level section in Markdown.")]
 SpeakersOpt = Annotated[bool, typer.Option("--speakers", help="Label who speaks when.")]
 NumSpeakersOpt = Annotated[
@@ -231,14 +238,19 @@ def _plan(
 def _execute(
     plan: JobPlan, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
 ) -> PipelineResult:
+    from reelscribe.asr.routing import Engines
     from reelscribe.pipeline.runner import run
 
     out_dir = out or settings.output_dir
+    engines = Engines.from_settings(settings)  # once per run, like a worker's
     with (
         tempfile.TemporaryDirectory(prefix="reelscribe-") as work,
         ProgressDisplay(enabled=not quiet) as display,
     ):
-        result = run(plan.request, out_dir, Path(work), display)
+        try:
+            result = run(plan.request, out_dir, Path(work), display, engines=engines)
+        finally:
+            engines.close()
     _print_result(result, as_json=as_json)
     return result
 
@@ -279,6 +291,7 @@ def transcribe(
     initial_prompt: PromptOpt = None,
     hotwords: HotwordsOpt = None,
     temperature: TemperatureOpt = 0.0,
+    engine: EngineOpt = None,
     words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,
@@ -316,7 +329,7 @@ def transcribe(
     options = _options(
         model=model, language=language, task=task, clip_mode=clip_mode,
         initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
-        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
+        engine=engine, words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
         speaker_names=speaker_names, speaker_label=speaker_label,
         summary=summary, summary_sentences=summary_sentences,
@@ -774,6 +787,7 @@ def submit(
     initial_prompt: PromptOpt = None,
     hotwords: HotwordsOpt = None,
     temperature: TemperatureOpt = 0.0,
+    engine: EngineOpt = None,
     words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,
@@ -814,7 +828,7 @@ def submit(
     options = _options(
         clip_mode=clip_mode, model=model, language=language, task=task,
         initial_prompt=initial_prompt, hotwords=hotwords, temperature=temperature,
-        words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
+        engine=engine, words_in_markdown=words_in_md, speakers=speakers, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=max_speakers, channels=channels,
         speaker_names=speaker_names, speaker_label=speaker_label,
         style={k: v for k, v in style.items() if v is not None},

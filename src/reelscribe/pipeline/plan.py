@@ -147,6 +147,7 @@ def build_plan(
             initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
             temperature=options.temperature,
+            route=_route(options, settings),
         ),
         render=options.render_options(settings.speaker_label),
         diarize=_diarize_options(options, settings),
@@ -160,6 +161,17 @@ def build_plan(
         analysis_outputs=tuple(o for o in wanted if o in ANALYSIS_OUTPUTS),
     )
     return plan_of(request)
+
+
+def _route(options: JobOptions, settings: Settings) -> str:
+    """The job's engine routing (the server's default unless it names one); a route
+    through the hosted engine needs one configured."""
+    from reelscribe.asr.routing import NO_HOSTED, needs_hosted
+
+    route = options.engine or settings.asr_engine
+    if needs_hosted(route) and not settings.hosted_asr_url:
+        raise InvalidInputError(NO_HOSTED)
+    return route
 
 
 def summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:

@@ -7,9 +7,10 @@ sentences and turns the engine's segments into ours, whatever engine made them.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +24,16 @@ from reelscribe.asr.faster_whisper import (
     temperature_schedule,
     window_bounds,
 )
+from reelscribe.asr.routing import ROUTES, Engines, falls_back
+from reelscribe.backends.faults import describe
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
-from reelscribe.models import Segment, Transcript, Word
+from reelscribe.models import EngineInfo, Segment, Transcript, Word
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 STAGE = "transcribe"
+
+log = logging.getLogger(__name__)
 
 #: Moved to :mod:`reelscribe.asr.faster_whisper`; importable from here as before.
 __all__ = ["STAGE", "TranscribeOptions", "temperature_schedule", "transcribe", "window_bounds"]
@@ -65,6 +70,9 @@ class TranscribeOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     drop_hallucinations: bool = True
+    #: Which engine runs (see :mod:`reelscribe.asr.routing`): local, hosted, or one
+    #: then the other when the first fails.
+    route: str = "local"
 
     @classmethod
     def from_settings(
@@ -76,12 +84,17 @@ class TranscribeOptions:
             "engine": EngineOptions.from_settings(settings, model),
             "batch_size": settings.batch_size,
             "batched_min_duration": settings.batched_min_duration,
+            "route": settings.asr_engine,
         }
         return cls(**(values | overrides))
 
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):
             raise InvalidInputError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
+        if self.route not in ROUTES:
+            raise InvalidInputError(
+                f"unknown engine {self.route!r}; choose from {', '.join(ROUTES)}"
+            )
         if self.language is not None and not re.fullmatch(
             r"[a-z]{2,3}(-[A-Za-z]+)?", self.language
         ):
@@ -97,19 +110,43 @@ def transcribe(
     *,
     source_offset: float = 0.0,
     model: LoadedModel | None = None,
-    engine: AsrEngine | None = None,
+    engines: Engines | None = None,
 ) -> Transcript:
-    """Transcribes 16 kHz mono float32 samples (or a file, decoded whole) with
-    ``engine`` (default: faster-whisper, with ``model`` when given), then applies the
-    transcript rules to what it returns.
+    """Transcribes 16 kHz mono float32 samples (or a file, decoded whole) with the
+    engines ``options.route`` names (default engines: faster-whisper only, with
+    ``model`` when given), then applies the transcript rules to what they return.
+    When the first engine of a fallback route fails, the next one runs.
 
     Times in the result are relative to the start of ``audio``; ``source_offset`` only
     records where that audio began in the original source.
     """
     options = options or TranscribeOptions()
     samples = _as_samples(audio)
+    order = (engines or Engines(local=FasterWhisperEngine(model))).order(options.route)
+    failed: str | None = None
+    for i, engine in enumerate(order):
+        try:
+            transcript = _transcribe_with(engine, samples, options, progress, source_offset)
+        except Exception as exc:
+            if i + 1 == len(order) or not falls_back(exc):
+                raise
+            log.warning("transcription with %s failed, trying %s: %s", engine.name,
+                        order[i + 1].name, describe(exc))  # fmt: skip
+            failed = engine.name
+            continue
+        info = EngineInfo(engine.name, transcript.model.name, fallback_from=failed)
+        return replace(transcript, engine=None if info == transcript.made_by else info)
+    raise AssertionError("unreachable: the last engine's failure is raised")
+
+
+def _transcribe_with(
+    engine: AsrEngine,
+    samples: Audio,
+    options: TranscribeOptions,
+    progress: ProgressCallback | None,
+    source_offset: float,
+) -> Transcript:
     duration = len(samples) / SAMPLE_RATE
-    engine = engine or FasterWhisperEngine(model)
     try:
         result = engine.transcribe(samples, options, progress)
         speech = _speech_spans(samples) if options.vad and not result.resegment else None
