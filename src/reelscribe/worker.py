@@ -208,6 +208,7 @@ class Worker:
                 await beat
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.hub.forget(self.worker_id), 2.0)
+            self.engines.close()  # reopened if the worker runs again
 
     def _warm_up(self) -> None:
         # The model is loaded once per process; a broken model fails jobs, not the worker.

@@ -121,15 +121,28 @@ class OpenAICompatibleEngine:
     def __init__(self, options: HostedOptions, *, sleep: Sleep = time.sleep) -> None:
         self.options = options
         self.sleep = sleep
-        headers = {"User-Agent": f"reelscribe/{__version__}"}
-        if options.api_key is not None:
-            headers["Authorization"] = f"Bearer {options.api_key.get_secret_value()}"
-        self.http = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers,
-                                 timeout=options.timeout)  # fmt: skip
         self.slots = threading.BoundedSemaphore(options.concurrency)
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The connection pool, opened on first use (again after :meth:`close`)."""
+        with self._lock:
+            if self._http is None:
+                headers = {"User-Agent": f"reelscribe/{__version__}"}
+                if self.options.api_key is not None:
+                    headers["Authorization"] = f"Bearer {self.options.api_key.get_secret_value()}"
+                self._http = httpx.Client(base_url=self.options.base_url.rstrip("/"),
+                                          headers=headers,
+                                          timeout=self.options.timeout)  # fmt: skip
+            return self._http
 
     def close(self) -> None:
-        self.http.close()
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     @property
     def model_info(self) -> ModelInfo:
