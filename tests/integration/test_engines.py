@@ -122,15 +122,19 @@ def test_long_audio_is_split_under_the_limit_and_stitched_without_doubled_or_los
     # Measured, not spread (a word the rules clamp into its segment is flagged too).
     measured = [w for w in all_words if not w.interpolated]
     assert len(measured) >= 0.9 * len(all_words), [w for w in all_words if w.interpolated]
-    # Nothing doubled or lost at the seams: around each cut, the same words as the run
-    # on the whole audio (a word on the cut comes from one piece only).
-    for piece in pieces[1:]:
-        cut = piece.keep_from
-        near = [
-            [n for n, w in zip(words(t), t.words, strict=True) if abs(w.start - cut) < 3.0]
-            for t in (split, unsplit)
-        ]
-        assert near[0] == near[1], f"seam at {cut:.2f} s"
+    # Nothing doubled or lost at the seams: aligned with the run on the whole audio,
+    # no word within 1.5 s of a cut is extra or missing (elsewhere Whisper may differ a
+    # little with its context).
+    cuts = [p.keep_from for p in pieces[1:]]
+    a, b = words(split), words(unsplit)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        times = [split.words[i].start for i in range(i1, i2)]
+        times += [unsplit.words[j].start for j in range(j1, j2)]
+        for cut in cuts:
+            assert all(abs(t - cut) >= 1.5 for t in times), (tag, a[i1:i2], b[j1:j2], cut)
     ratio = difflib.SequenceMatcher(None, words(split), words(unsplit)).ratio()
     assert ratio > 0.95
     assert spoken(split).count("ask not what your country can do for you") == 2

@@ -22,6 +22,7 @@ Groq, speaches, a whisper.cpp or vLLM server, another reelscribe's ``/v1``).
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 import math
@@ -346,22 +347,32 @@ def quiet_cuts(samples: Audio, count: int) -> list[int]:
 
 
 def stitch(pieces: list[Piece], results: list[list[AsrSegment]]) -> list[AsrSegment]:
-    """The pieces' segments on the whole audio's timeline, each word kept once: by the
-    piece whose cuts hold the word's middle (words are whole in both pieces of an
-    overlap, so both agree on where each word is)."""
+    """The pieces' segments on the whole audio's timeline, each word kept once.
+
+    At each seam both pieces hold the overlap's words whole; the seam is spliced at the
+    word both pieces heard (same text, same time) nearest the cut: the first piece's
+    words before it, the second's from it on. Whisper's timings at a piece's edge are
+    loose (a first word often takes in the silence before it), so a rule by time alone
+    drops or doubles words there. Without a common word, a word goes to the piece whose
+    cuts hold its middle (also for segments without words)."""
+    flats = [_flat(piece, segments) for piece, segments in zip(pieces, results, strict=True)]
+    keep = [[0, len(flat)] for flat in flats]
+    for k in range(1, len(pieces)):
+        keep[k - 1][1], keep[k][0] = _splice(flats[k - 1], flats[k], pieces[k - 1], pieces[k])
+        keep[k - 1][1] = max(keep[k - 1][1], keep[k - 1][0])
     out: list[AsrSegment] = []
-    for piece, segments in zip(pieces, results, strict=True):
+    for piece, segments, (first, last) in zip(pieces, results, keep, strict=True):
         offset = piece.start / SAMPLE_RATE
-
-        def kept(start: float, end: float, piece: Piece = piece, offset: float = offset) -> bool:
-            return piece.keep_from <= offset + (start + end) / 2 < piece.keep_to
-
+        index = 0
         for seg in segments:
             if not seg.words:
-                if kept(seg.start, seg.end):
+                middle = offset + (seg.start + seg.end) / 2
+                if piece.keep_from <= middle < piece.keep_to:
                     out.append(_shifted(seg, offset, seg.words))
                 continue
-            words = tuple(w for w in seg.words if kept(w.start, w.end))
+            span = range(index, index + len(seg.words))
+            index += len(seg.words)
+            words = tuple(w for i, w in zip(span, seg.words, strict=True) if first <= i < last)
             if not words:
                 continue
             if len(words) < len(seg.words):  # cut: the segment is what is left of it
@@ -369,6 +380,41 @@ def stitch(pieces: list[Piece], results: list[list[AsrSegment]]) -> list[AsrSegm
                 seg = replace(seg, start=words[0].start, end=words[-1].end, text=text)
             out.append(_shifted(seg, offset, words))
     return out
+
+
+def _flat(piece: Piece, segments: list[AsrSegment]) -> list[tuple[str, float]]:
+    """The piece's words in order: (normalised text, middle on the whole timeline)."""
+    offset = piece.start / SAMPLE_RATE
+    return [
+        ("".join(c for c in w.word.lower() if c.isalnum()), offset + (w.start + w.end) / 2)
+        for seg in segments
+        for w in seg.words or ()
+    ]
+
+
+def _splice(
+    a: list[tuple[str, float]], b: list[tuple[str, float]], first: Piece, second: Piece
+) -> tuple[int, int]:
+    """Where ``a`` ends and ``b`` starts (word indexes) at the seam between them."""
+    cut = second.keep_from
+    a_end = next((i for i, (_, mid) in enumerate(a) if mid >= cut), len(a))
+    b_start = next((j for j, (_, mid) in enumerate(b) if mid >= cut), len(b))
+    lo, hi = second.start / SAMPLE_RATE, first.end / SAMPLE_RATE
+    ai = [i for i, (_, mid) in enumerate(a) if mid >= lo]
+    bj = [j for j, (_, mid) in enumerate(b) if mid <= hi]
+    matcher = difflib.SequenceMatcher(
+        None, [a[i][0] for i in ai], [b[j][0] for j in bj], autojunk=False
+    )
+    best: tuple[float, int, int] | None = None
+    for block in matcher.get_matching_blocks():
+        for n in range(block.size):
+            i, j = ai[block.a + n], bj[block.b + n]
+            if not a[i][0] or abs(a[i][1] - b[j][1]) > 0.6:  # not the same word heard
+                continue
+            distance = abs(a[i][1] - cut)
+            if best is None or distance < best[0]:
+                best = (distance, i, j)
+    return (a_end, b_start) if best is None else (best[1], best[2])
 
 
 def _shifted(seg: AsrSegment, offset: float, words: tuple[AsrWord, ...] | None) -> AsrSegment:
