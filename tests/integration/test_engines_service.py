@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +94,30 @@ def test_a_hosted_route_needs_a_hosted_engine_configured() -> None:
     fallback = hosted.model_copy(update={"asr_engine": "hosted-then-local"})
     default = build_plan("a.wav", JobOptions(), fallback, outputs=["srt"])
     assert default.request.transcribe.route == "hosted-then-local"
+
+
+def test_the_cli_runs_hosted_with_its_engine_flag(
+    server: AsrServer, shared_media: Path, tmp_path: Path, models_dir: Path
+) -> None:
+    env = dict(os.environ, REELSCRIBE_MODELS_DIR=str(models_dir),
+               REELSCRIBE_HOSTED_ASR_URL=server.base_url,
+               REELSCRIBE_HOSTED_ASR_API_KEY=KEY)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "reelscribe.cli", "transcribe", str(shared_media / "jfk.flac"),
+         "--engine", "hosted", "-f", "json", "-o", str(tmp_path), "--json", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["transcript"]["engine"]["name"] == "openai-compatible"
+    assert len(server.requests) == 1
+    assert KEY not in done.stdout + done.stderr
+    unconfigured = {k: v for k, v in env.items() if k != "REELSCRIBE_HOSTED_ASR_URL"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "reelscribe.cli", "transcribe", str(shared_media / "jfk.flac"),
+         "--engine", "local-then-hosted", "-o", str(tmp_path)],
+        env=unconfigured, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "REELSCRIBE_HOSTED_ASR_URL" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
