@@ -85,6 +85,21 @@ async def test_a_hosted_job_runs_through_the_worker(
     assert KEY not in caplog.text
 
 
+@pytest.mark.anyio
+async def test_a_job_naming_a_hosted_route_is_refused_where_none_is_configured(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    from reelscribe.api.deps import Services
+    from reelscribe.service.auth import ANONYMOUS
+    from reelscribe.service.spec import JobSpec
+
+    spec = JobSpec.model_validate({"source": {"url": "https://example.com/a.mp3"},
+                                   "options": {"engine": "hosted-then-local"}})  # fmt: skip
+    async with Runtime(service_settings(tmp_path, models_dir)) as runtime:
+        with pytest.raises(InvalidInputError, match="REELSCRIBE_HOSTED_ASR_URL"):
+            await Services.build(runtime).jobs.create(spec, caller=ANONYMOUS)
+
+
 def test_a_hosted_route_needs_a_hosted_engine_configured() -> None:
     with pytest.raises(InvalidInputError, match="REELSCRIBE_HOSTED_ASR_URL"):
         build_plan("a.wav", JobOptions(engine="local-then-hosted"), Settings(), outputs=["srt"])

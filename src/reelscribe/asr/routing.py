@@ -31,6 +31,12 @@ def needs_hosted(route: str) -> bool:
     return route != "local"
 
 
+def check_job_engine(settings: Settings, route: str) -> None:
+    """Refuses (at submit, 422) a route through a hosted engine this server lacks."""
+    if needs_hosted(route) and not settings.hosted_asr_url:
+        raise InvalidInputError(NO_HOSTED)
+
+
 @dataclass
 class Engines:
     """The engines of one process: made once (a worker, a CLI run) and passed in."""

@@ -166,11 +166,10 @@ def build_plan(
 def _route(options: JobOptions, settings: Settings) -> str:
     """The job's engine routing (the server's default unless it names one); a route
     through the hosted engine needs one configured."""
-    from reelscribe.asr.routing import NO_HOSTED, needs_hosted
+    from reelscribe.asr.routing import check_job_engine
 
     route = options.engine or settings.asr_engine
-    if needs_hosted(route) and not settings.hosted_asr_url:
-        raise InvalidInputError(NO_HOSTED)
+    check_job_engine(settings, route)
     return route
 
 
