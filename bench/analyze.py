@@ -23,7 +23,7 @@ import numpy as np
 
 from reelscribe.analysis.options import ChapterOptions, SummaryOptions
 from reelscribe.analysis.sentences import sentences
-from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, load_model
 from reelscribe.models import Transcript
 from reelscribe.pipeline.analyze import analyze
 from reelscribe.pipeline.audio import load_audio

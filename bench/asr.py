@@ -23,7 +23,7 @@ from collections.abc import Callable
 from faster_whisper import WhisperModel
 
 import speech
-from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, load_model
 from reelscribe.config import get_settings
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 

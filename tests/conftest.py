@@ -103,7 +103,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine_options(models_dir: Path):  # type: ignore[no-untyped-def]
-    from reelscribe.asr.engine import EngineOptions
+    from reelscribe.asr.faster_whisper import EngineOptions
 
     return EngineOptions(model="base", models_dir=models_dir)
 

@@ -80,6 +80,37 @@ class Settings(BaseSettings):
         default_factory=lambda: _default_cache_root() / "models",
         description="Where packaged models are assembled and hub models downloaded.",
     )
+    # --- ASR engines and routing (asr/openai_compatible.py, asr/routing.py) -------------
+    asr_engine: Literal["local", "hosted", "local-then-hosted", "hosted-then-local"] = Field(
+        "local",
+        description="Default engine routing: local (faster-whisper), hosted (an "
+        "OpenAI-compatible API), or one then the other when the first fails.",
+    )
+    hosted_asr_url: str | None = Field(
+        None,
+        description="OpenAI-compatible API base URL for hosted ASR "
+        "(e.g. https://api.openai.com/v1, https://api.groq.com/openai/v1).",
+    )
+    hosted_asr_api_key: SecretStr | None = Field(
+        None, description="Bearer key for the hosted ASR API (never logged)."
+    )
+    hosted_asr_model: str = Field("whisper-1", description="Model name the hosted API serves.")
+    hosted_asr_upload_limit: int = Field(
+        25 * 1024 * 1024,
+        ge=16_384,
+        description="Largest upload (bytes) the hosted API takes; longer audio is split at "
+        "silences.",
+    )
+    hosted_asr_concurrency: int = Field(
+        4, ge=1, le=64, description="Hosted ASR requests at once per process."
+    )
+    hosted_asr_timeout: float = Field(300.0, gt=0, description="Seconds per hosted ASR request.")
+    hosted_asr_max_retries: int = Field(
+        4, ge=0, le=10, description="Retries of a hosted ASR request on 429, 5xx, timeouts."
+    )
+    hosted_asr_max_wait: float = Field(
+        120.0, ge=0, description="Most seconds spent waiting between retries of one request."
+    )
 
     # --- speakers ---------------------------------------------------------------
     diarize_backend: Literal["local", "pyannote"] = Field(

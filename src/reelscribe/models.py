@@ -183,6 +183,16 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """The engine that produced a transcript (see :mod:`reelscribe.asr`)."""
+
+    name: str  # "faster-whisper", "openai-compatible"
+    model: str
+    #: The engine tried first, when it failed and this one ran instead (a fallback).
+    fallback_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SpeakerTurn:
     """A stretch of time in which one speaker talks (diarization's unit). Turns of
     different speakers may overlap where they talk at once."""
@@ -216,10 +226,18 @@ class Transcript:
     #: Summary, keywords, chapters, moderation: filled by the analysis stages (and by
     #: ``reelscribe analyze``), None when none ran.
     analysis: Analysis | None = None
+    #: The engine that made it, when not faster-whisper without a fallback (None; also
+    #: documents from before engines were recorded). :attr:`made_by` has it either way.
+    engine: EngineInfo | None = None
 
     def speaker_name(self, speaker: str) -> str:
         """The name to show for a speaker id (the id itself when it has none)."""
         return self.speaker_names.get(speaker, speaker)
+
+    @property
+    def made_by(self) -> EngineInfo:
+        """The engine that made the transcript."""
+        return self.engine or EngineInfo("faster-whisper", self.model.name)
 
     @property
     def text(self) -> str:

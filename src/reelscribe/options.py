@@ -78,6 +78,12 @@ class JobOptions(BaseModel):
         description="Decoding temperature to start from; Whisper falls back to higher ones "
         "(in steps of 0.2) where a segment decodes badly. 0: the most likely text.",
     )
+    engine: Literal["local", "hosted", "local-then-hosted", "hosted-then-local"] | None = Field(
+        None,
+        description="ASR engine: local (faster-whisper), hosted (the server's "
+        "OpenAI-compatible API), or one then the other if the first fails. "
+        "Default: the server's (REELSCRIBE_ASR_ENGINE).",
+    )
     words_in_markdown: bool = False
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
     cue_limits: CueLimits = Field(default_factory=CueLimits)

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reelscribe.asr.engine import EngineOptions, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, load_model
+from reelscribe.asr.routing import Engines
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind
 from reelscribe.backends.faults import Retrier, describe, is_transient, sleep_unless
@@ -144,6 +145,18 @@ class _Live:
             return 100.0 * done / total, self.stage, message, events
 
 
+def _note_engine(live: _Live, result: PipelineResult) -> None:
+    """A progress event saying which engine made the transcript (and which one failed
+    first, after a fallback)."""
+    engine = result.transcript.made_by if result.transcript is not None else None
+    if engine is not None:
+        with live.lock:
+            live.events.append((EventKind.PROGRESS, {
+                "step": "transcribe", "engine": engine.name, "model": engine.model,
+                "fallback_from": engine.fallback_from,
+            }))  # fmt: skip
+
+
 class Worker:
     """Runs jobs from ``hub`` (a :class:`Runtime` means a :class:`LocalHub` over it);
     ``settings`` (default: the runtime's) are this process's: model, concurrency,
@@ -167,6 +180,8 @@ class Worker:
         self.limits = StageLimits.of(
             self.settings.asr_concurrency, self.settings.encode_concurrency
         )
+        #: The ASR engines, made once for every job this worker runs.
+        self.engines = Engines.from_settings(self.settings)
         self.stop = asyncio.Event()
         self.jobs_done = 0
         #: For the heartbeat row: jobs in hand, when a slot last asked for a job
@@ -192,6 +207,7 @@ class Worker:
                 await beat
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.hub.forget(self.worker_id), 2.0)
+            self.engines.close()  # reopened if the worker runs again
 
     def _warm_up(self) -> None:
         # The model is loaded once per process; a broken model fails jobs, not the worker.
@@ -287,6 +303,7 @@ class Worker:
             if outcome is None:
                 return  # lease lost: another worker owns the job; write nothing
             if isinstance(outcome, PipelineResult):
+                _note_engine(live, outcome)
                 live.switch("upload")
                 try:
                     result = await self._store(claim, outcome)
@@ -347,7 +364,8 @@ class Worker:
 
         def pipeline() -> PipelineResult:
             with abort_check(check):
-                return run(plan.request, tmp / "out", tmp / "work", live, self.limits)
+                return run(plan.request, tmp / "out", tmp / "work", live, self.limits,
+                           engines=self.engines)  # fmt: skip
 
         task = asyncio.ensure_future(asyncio.to_thread(pipeline))
         try:

@@ -18,7 +18,7 @@ import pytest
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from reelscribe.asr.engine import EngineOptions
+from reelscribe.asr.faster_whisper import EngineOptions
 from reelscribe.errors import ExtraNotInstalledError, InvalidInputError
 from reelscribe.pipeline.diarize import STAGE, diarize
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe

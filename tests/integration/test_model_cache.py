@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reelscribe.asr import engine
-from reelscribe.asr.engine import EngineOptions
+from reelscribe.asr import faster_whisper as engine
+from reelscribe.asr.faster_whisper import EngineOptions
 
 
 def test_loading_past_the_limit_evicts_the_least_recently_used(

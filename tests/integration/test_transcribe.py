@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, LoadedModel, load_model
 from reelscribe.errors import InvalidInputError
 from reelscribe.models import Transcript
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe

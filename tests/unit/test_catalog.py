@@ -56,7 +56,7 @@ def test_bad_names(tmp_path: Path) -> None:
 def test_hub_model_offline_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import faster_whisper
 
-    from reelscribe.asr.engine import EngineOptions, load_model
+    from reelscribe.asr.faster_whisper import EngineOptions, load_model
 
     calls: list[dict[str, object]] = []
 

@@ -120,3 +120,13 @@ def test_the_ranged_file_reads_blocks_once_and_keeps_to_its_budget() -> None:
     with pytest.raises(DurationUnknownError):  # a fourth block would be over the budget
         file.read(10)
     assert file.bytes_read == 3 * BLOCK
+
+
+def test_hosted_engines_are_priced_per_audio_minute_under_their_name() -> None:
+    from reelscribe.pipeline.estimate import engine_of_result, engine_of_route
+
+    assert engine_of_route("hosted-then-local") == engine_of_route("hosted") == "hosted"
+    assert engine_of_route("local-then-hosted") == engine_of_route(None) == "local"
+    assert engine_of_result({"name": "openai-compatible", "model": "whisper-1"}) == "hosted"
+    assert engine_of_result({"name": "faster-whisper", "model": "base"}) == "local"
+    assert engine_of_result(None) == "local"

@@ -297,8 +297,8 @@ def test_json_document_fields() -> None:
     document = json.loads(render(_rich(), "json"))
     assert list(document) == [
         "schema", "version", "language", "language_probability", "duration", "task",
-        "source_offset", "model", "speakers", "turns", "text", "segments", "dropped_segments",
-        "extra", "analysis",
+        "source_offset", "model", "engine", "speakers", "turns", "text", "segments",
+        "dropped_segments", "extra", "analysis",
     ]  # fmt: skip
     segment = document["segments"][0]
     assert list(segment) == [

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 from types import SimpleNamespace
 
+from reelscribe.asr.faster_whisper import window_bounds
 from reelscribe.models import Word
 from reelscribe.pipeline.transcribe import (
     TranscribeOptions,
     _convert,
     _split_at_sentences,
     _words,
-    window_bounds,
 )
 
 

@@ -1,3 +1,4 @@
-"""Speech recognition: where Whisper models come from (:mod:`.catalog`) and how they
-are loaded once per process (:mod:`.engine`). The transcribe *stage* lives in
-:mod:`reelscribe.pipeline.transcribe`."""
+"""Speech recognition engines: where Whisper models come from (:mod:`.catalog`), the
+engine seam (:mod:`.base`), and one module per engine: :mod:`.faster_whisper` (local,
+models loaded once per process) and :mod:`.openai_compatible` (hosted). The transcribe
+*stage* lives in :mod:`reelscribe.pipeline.transcribe`."""

@@ -150,7 +150,7 @@ def check_packaged(model: PackagedModel, directory: Path) -> None:
 
 
 def resolve(name: str, models_dir: Path) -> ResolvedModel:
-    """Turns a model name or path into something :func:`engine.load_model` can load."""
+    """Turns a model name or path into something :func:`faster_whisper.load_model` can load."""
     candidate = Path(name).expanduser()
     if candidate.is_dir():
         if not (candidate / "model.bin").is_file():

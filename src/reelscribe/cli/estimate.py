@@ -24,7 +24,7 @@ def estimate(**values: Any) -> None:
     else built-in defaults."""
     import asyncio
 
-    from reelscribe.pipeline.estimate import Prices, estimate_run
+    from reelscribe.pipeline.estimate import Prices, engine_of_route, estimate_run
     from reelscribe.pipeline.remote_probe import probe_source
     from reelscribe.service.estimates import deployment_speeds, device_of
 
@@ -39,6 +39,7 @@ def estimate(**values: Any) -> None:
         max_seconds=settings.max_duration, speeds=speeds,
         prices=Prices.from_settings(settings), model=values["model"] or settings.model,
         device=device_of(settings.device), probe=media.method,
+        engine=engine_of_route(request.transcribe.route),
     )  # fmt: skip
     if note:
         typer.echo(f"reelscribe: default speeds: {note}", err=True)

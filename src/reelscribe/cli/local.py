@@ -19,6 +19,7 @@ from reelscribe.cli.options import (
     ChaptersOpt,
     CookiesOpt,
     EndOpt,
+    EngineOpt,
     FontSizeOpt,
     HotwordsOpt,
     JsonOpt,
@@ -125,14 +126,19 @@ def _plan(
 def _execute(
     plan: JobPlan, out: Path | None, settings: Settings, *, as_json: bool, quiet: bool
 ) -> PipelineResult:
+    from reelscribe.asr.routing import Engines
     from reelscribe.pipeline.runner import run
 
     out_dir = out or settings.output_dir
+    engines = Engines.from_settings(settings)  # once per run, like a worker's
     with (
         tempfile.TemporaryDirectory(prefix="reelscribe-") as work,
         ProgressDisplay(enabled=not quiet) as display,
     ):
-        result = run(plan.request, out_dir, Path(work), display)
+        try:
+            result = run(plan.request, out_dir, Path(work), display, engines=engines)
+        finally:
+            engines.close()
     _print_result(result, as_json=as_json)
     return result
 
@@ -173,6 +179,7 @@ def transcribe(
     initial_prompt: PromptOpt = None,
     hotwords: HotwordsOpt = None,
     temperature: TemperatureOpt = 0.0,
+    engine: EngineOpt = None,
     words_in_md: WordsOpt = False,
     speakers: SpeakersOpt = False,
     num_speakers: NumSpeakersOpt = None,

@@ -64,6 +64,13 @@ HotwordsOpt = Annotated[str | None, typer.Option(help="Words to favour (names, j
 TemperatureOpt = Annotated[
     float, typer.Option(help="First decoding temperature (0-1); Whisper falls back above it.")
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ASR engine: local, hosted, local-then-hosted or hosted-then-local "
+        "(default: REELSCRIBE_ASR_ENGINE)."
+    ),
+]
 WordsOpt = Annotated[bool, typer.Option("--words", help="Word-level section in Markdown.")]
 SpeakersOpt = Annotated[bool, typer.Option("--speakers", help="Label who speaks when.")]
 NumSpeakersOpt = Annotated[

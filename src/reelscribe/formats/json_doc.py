@@ -31,7 +31,7 @@ from reelscribe.analysis.results import (
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.options import RenderOptions
 from reelscribe.formats.turns import talk_times
-from reelscribe.models import ModelInfo, Segment, SpeakerTurn, Transcript, Word
+from reelscribe.models import EngineInfo, ModelInfo, Segment, SpeakerTurn, Transcript, Word
 
 SCHEMA_NAME = "reelscribe.transcript"
 #: 2: ``speakers`` became objects (id, name, talk time) and ``turns`` was added.
@@ -77,6 +77,16 @@ class ModelDoc(TypedDict):
     path: Annotated[str, Field(description="Where the weights were loaded from.")]
     device: Annotated[str, Field(description='"cpu" or "cuda".')]
     compute_type: Annotated[str, Field(description='CTranslate2 compute type, e.g. "int8".')]
+
+
+class EngineDoc(TypedDict):
+    """The ASR engine that made the transcript."""
+
+    name: Annotated[str, Field(description='"faster-whisper" or "openai-compatible".')]
+    model: Annotated[str, Field(description="The model it ran.")]
+    fallback_from: Annotated[
+        str | None, Field(description="The engine that failed first; null without a fallback.")
+    ]
 
 
 class SpeakerDoc(TypedDict):
@@ -191,6 +201,7 @@ class TranscriptDoc(TypedDict):
     task: Annotated[str, Field(description='"transcribe" or "translate".')]
     source_offset: Annotated[float, Field(ge=0, description="Clip start in the source.")]
     model: Annotated[ModelDoc, Field(description="The model that made the transcript.")]
+    engine: Annotated[EngineDoc, Field(description="The engine that made the transcript.")]
     speakers: Annotated[
         list[SpeakerDoc], Field(description="Speakers in order of first appearance.")
     ]
@@ -243,6 +254,7 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
             "device": m.device,
             "compute_type": m.compute_type,
         },
+        "engine": _engine_doc(transcript),
         "speakers": [
             {"id": speaker, "name": transcript.speaker_name(speaker), "talk_time": seconds}
             for speaker, seconds in talk_times(transcript).items()
@@ -254,6 +266,11 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
         "extra": dict(transcript.extra),
         "analysis": None if transcript.analysis is None else analysis_doc(transcript.analysis),
     }
+
+
+def _engine_doc(transcript: Transcript) -> EngineDoc:
+    engine = transcript.made_by
+    return {"name": engine.name, "model": engine.model, "fallback_from": engine.fallback_from}
 
 
 def analysis_doc(analysis: Analysis) -> AnalysisDoc:
@@ -341,6 +358,12 @@ def parse(text: str | bytes) -> Transcript:
     if raw.get("version") == 2:
         # Version 3 only added the analysis; a version 2 document has none.
         raw = raw | {"version": SCHEMA_VERSION, "analysis": None}
+    if raw.get("version") == SCHEMA_VERSION and "engine" not in raw:
+        # Written before engines were recorded: faster-whisper made it.
+        model = raw.get("model")
+        name = model.get("name") if isinstance(model, dict) else None
+        raw = raw | {"engine": {"name": "faster-whisper", "model": name or "",
+                                "fallback_from": None}}  # fmt: skip
     if raw.get("version") != SCHEMA_VERSION:
         raise InvalidInputError(
             f"unsupported transcript version {raw.get('version')!r}: "
@@ -381,7 +404,14 @@ def from_document(doc: TranscriptDoc) -> Transcript:
         ),
         speaker_names={s["id"]: s["name"] for s in doc["speakers"] if s["name"] != s["id"]},
         analysis=None if doc["analysis"] is None else _analysis(doc["analysis"]),
+        engine=_engine(doc["engine"], m["name"]),
     )
+
+
+def _engine(doc: EngineDoc, model: str) -> EngineInfo | None:
+    engine = EngineInfo(doc["name"], doc["model"], doc["fallback_from"])
+    # None is how a transcript says "faster-whisper, no fallback" (see Transcript.engine).
+    return None if engine == EngineInfo("faster-whisper", model) else engine
 
 
 def _analysis(doc: AnalysisDoc) -> Analysis:

@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from reelscribe.asr.routing import Engines
 from reelscribe.models import Segment, SpeakerTurn, Transcript
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 from reelscribe.progress import Progress, ProgressCallback
@@ -42,6 +43,7 @@ def transcribe_channels(
     progress: ProgressCallback | None = None,
     *,
     source_offset: float = 0.0,
+    engines: Engines | None = None,
 ) -> Transcript:
     """One transcript with every channel's segments, in time order; each channel is one
     speaker (``SPEAKER_00`` for the first), named "Channel N" until renamed."""
@@ -53,6 +55,7 @@ def transcribe_channels(
                 options,
                 _scaled(progress, index, len(channels)),
                 source_offset=source_offset,
+                engines=engines,
             )
         )
     return merge_channels(parts)

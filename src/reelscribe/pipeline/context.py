@@ -18,6 +18,7 @@ from reelscribe.models import MediaInfo, TimeRange, Transcript
 from reelscribe.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    from reelscribe.asr.routing import Engines
     from reelscribe.pipeline.clip import ClipResult
     from reelscribe.pipeline.fetch import FetchResult
     from reelscribe.pipeline.plan import PipelineRequest
@@ -62,6 +63,8 @@ class RunContext:
     moderation: ModerationReport | None = None
     #: What stages share within a run (the sentence embeddings of the analysis stages).
     scratch: dict[str, Any] = field(default_factory=dict)
+    #: The process's ASR engines (None: faster-whisper only, made for this run).
+    engines: Engines | None = None
 
     def need_media(self) -> tuple[FetchResult, MediaInfo]:
         assert self.fetched is not None, "fetch runs first"
@@ -105,6 +108,7 @@ class PipelineResult:
                 "segments": len(t.segments),
                 "dropped_segments": t.dropped_segments,
                 "model": asdict(t.model),
+                "engine": asdict(t.made_by),
                 "speakers": [{"id": s, "name": t.speaker_name(s)} for s in t.speakers],
             }
             if with_text:

@@ -32,6 +32,19 @@ ASR_WINDOW = 30.0
 #: The engine of today's ASR step (the local faster-whisper); hosted engines are
 #: priced per audio minute under their own names (``price_per_audio_minute``).
 LOCAL_ENGINE = "local"
+HOSTED_ENGINE = "hosted"
+
+
+def engine_of_route(route: str | None) -> str:
+    """The engine a routing policy runs first (``asr/routing.py``), by its price name."""
+    return HOSTED_ENGINE if (route or "").startswith("hosted") else LOCAL_ENGINE
+
+
+def engine_of_result(engine: object) -> str:
+    """The price name of the engine a result records (``{"name": ...}``; none: local)."""
+    name = engine.get("name") if isinstance(engine, Mapping) else engine
+    return HOSTED_ENGINE if name in ("openai-compatible", HOSTED_ENGINE) else LOCAL_ENGINE
+
 
 #: Seconds of work per second of media on a CPU, before anything is measured: rough
 #: figures from this project's benchmarks (``bench/``), erring on the slow side.
@@ -329,7 +342,7 @@ def actual_of(
     seconds = round(sum(steps.values()), 3)
     model, device = result_model(result)
     device = device or default_device
-    engine = str(result.get("engine") or LOCAL_ENGINE)
+    engine = engine_of_result(result.get("engine"))
     return Actual(round(media_seconds, 3), steps, seconds,
                   prices.cost(seconds, media_seconds, engine, device), model, device,
                   engine)  # fmt: skip

@@ -157,6 +157,7 @@ def build_plan(
             initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
             temperature=options.temperature,
+            route=_route(options, settings),
         ),
         render=options.render_options(settings.speaker_label),
         diarize=_diarize_options(options, settings),
@@ -191,6 +192,16 @@ def separate_options(
         device=settings.device,
         write_stem="vocals" in outputs,
     )
+
+
+def _route(options: JobOptions, settings: Settings) -> str:
+    """The job's engine routing (the server's default unless it names one); a route
+    through the hosted engine needs one configured."""
+    from reelscribe.asr.routing import check_job_engine
+
+    route = options.engine or settings.asr_engine
+    check_job_engine(settings, route)
+    return route
 
 
 def summary_options(options: JobOptions, settings: Settings) -> SummaryOptions | None:

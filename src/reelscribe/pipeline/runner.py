@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from reelscribe.asr.routing import Engines
 from reelscribe.pipeline.context import PipelineResult, RunContext, StageLimits
 from reelscribe.pipeline.plan import PipelineRequest
 from reelscribe.pipeline.stages import STAGES, output_stem
@@ -24,10 +25,13 @@ def run(
     work_dir: Path,
     progress: ProgressCallback | None = None,
     limits: StageLimits | None = None,
+    *,
+    engines: Engines | None = None,
 ) -> PipelineResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(request, out_dir, work_dir, progress, limits or StageLimits())
+    ctx = RunContext(request, out_dir, work_dir, progress, limits or StageLimits(),
+                     engines=engines)  # fmt: skip
     timings: dict[str, float] = {}
     for stage in STAGES:
         if not stage.wanted(request):

@@ -143,10 +143,11 @@ def _transcribe(ctx: RunContext) -> None:
     with ctx.limits.asr:
         if request.channels == "split":
             transcript = transcribe_channels(ctx.audio, request.transcribe, ctx.progress,
-                                             source_offset=ctx.start)  # fmt: skip
+                                             source_offset=ctx.start,
+                                             engines=ctx.engines)  # fmt: skip
         else:
             transcript = transcribe(ctx.audio[0], request.transcribe, ctx.progress,
-                                    source_offset=ctx.start)  # fmt: skip
+                                    source_offset=ctx.start, engines=ctx.engines)  # fmt: skip
     names = transcript.speaker_names | request.speaker_names
     ctx.transcript = replace(transcript, speaker_names=names)
     if ctx.moderation is not None:  # moderated before transcribing: the report goes along

@@ -1,32 +1,42 @@
 """The transcribe stage: audio in, :class:`~reelscribe.models.Transcript` out.
 
-faster-whisper does the recognition; this stage chooses how (batched inference with
-VAD for long audio, sequential decoding for short clips), guards against the
-classic Whisper hallucinations, and turns the library's objects into ours.
+An engine (:mod:`reelscribe.asr`; faster-whisper by default) does the recognition;
+this stage guards against the classic Whisper hallucinations, cuts long chunks at
+sentences and turns the engine's segments into ours, whatever engine made them.
 """
 
 from __future__ import annotations
 
-import itertools
+import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
+from reelscribe.asr.base import SAMPLE_RATE, AsrEngine, Audio
+from reelscribe.asr.faster_whisper import (
+    EngineOptions,
+    FasterWhisperEngine,
+    LoadedModel,
+    temperature_schedule,
+    window_bounds,
+)
+from reelscribe.asr.routing import ROUTES, Engines, falls_back
+from reelscribe.backends.faults import describe
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
-from reelscribe.models import Segment, Transcript, Word
+from reelscribe.models import EngineInfo, Segment, Transcript, Word
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
-SAMPLE_RATE = 16_000
 STAGE = "transcribe"
 
-Audio = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
+
+#: Moved to :mod:`reelscribe.asr.faster_whisper`; importable from here as before.
+__all__ = ["STAGE", "TranscribeOptions", "temperature_schedule", "transcribe", "window_bounds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,9 @@ class TranscribeOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     drop_hallucinations: bool = True
+    #: Which engine runs (see :mod:`reelscribe.asr.routing`): local, hosted, or one
+    #: then the other when the first fails.
+    route: str = "local"
 
     @classmethod
     def from_settings(
@@ -71,12 +84,17 @@ class TranscribeOptions:
             "engine": EngineOptions.from_settings(settings, model),
             "batch_size": settings.batch_size,
             "batched_min_duration": settings.batched_min_duration,
+            "route": settings.asr_engine,
         }
         return cls(**(values | overrides))
 
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):
             raise InvalidInputError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
+        if self.route not in ROUTES:
+            raise InvalidInputError(
+                f"unknown engine {self.route!r}; choose from {', '.join(ROUTES)}"
+            )
         if self.language is not None and not re.fullmatch(
             r"[a-z]{2,3}(-[A-Za-z]+)?", self.language
         ):
@@ -92,33 +110,48 @@ def transcribe(
     *,
     source_offset: float = 0.0,
     model: LoadedModel | None = None,
+    engines: Engines | None = None,
 ) -> Transcript:
-    """Transcribes 16 kHz mono float32 samples (or a file, decoded whole).
+    """Transcribes 16 kHz mono float32 samples (or a file, decoded whole) with the
+    engines ``options.route`` names (default engines: faster-whisper only, with
+    ``model`` when given), then applies the transcript rules to what they return.
+    When the first engine of a fallback route fails, the next one runs.
 
     Times in the result are relative to the start of ``audio``; ``source_offset`` only
     records where that audio began in the original source.
     """
     options = options or TranscribeOptions()
     samples = _as_samples(audio)
-    duration = len(samples) / SAMPLE_RATE
-    loaded = model or load_model(options.engine)
-    report(progress, STAGE, 0.0, f"model {loaded.info.name} on {loaded.info.device}")
+    order = (engines or Engines(local=FasterWhisperEngine(model))).order(options.route)
+    failed: str | None = None
+    for i, engine in enumerate(order):
+        try:
+            transcript = _transcribe_with(engine, samples, options, progress, source_offset)
+        except Exception as exc:
+            if i + 1 == len(order) or not falls_back(exc):
+                raise
+            log.warning("transcription with %s failed, trying %s: %s", engine.name,
+                        order[i + 1].name, describe(exc))  # fmt: skip
+            failed = engine.name
+            continue
+        info = EngineInfo(engine.name, transcript.model.name, fallback_from=failed)
+        return replace(transcript, engine=None if info == transcript.made_by else info)
+    raise AssertionError("unreachable: the last engine's failure is raised")
 
-    batched = (
-        options.batched
-        if options.batched is not None
-        else (duration >= options.batched_min_duration)
-    )
-    multilingual = bool(getattr(loaded.whisper.model, "is_multilingual", True))
-    if not multilingual and options.language not in (None, "en"):
-        raise InvalidInputError(
-            f"model {loaded.info.name} is English-only; it cannot transcribe {options.language!r}"
-        )
+
+def _transcribe_with(
+    engine: AsrEngine,
+    samples: Audio,
+    options: TranscribeOptions,
+    progress: ProgressCallback | None,
+    source_offset: float,
+) -> Transcript:
+    duration = len(samples) / SAMPLE_RATE
     try:
-        raw_segments, info = _run(loaded, samples, options, batched)
-        speech = _speech_spans(samples) if options.vad and not batched else None
+        result = engine.transcribe(samples, options, progress)
+        speech = _speech_spans(samples) if options.vad and not result.resegment else None
         segments, dropped = _convert(
-            raw_segments, options, duration, speech, progress, resegment=batched
+            result.segments, options, duration, speech, progress, resegment=result.resegment
         )
     except (RuntimeError, ValueError) as exc:
         raise ProcessingError(f"transcription failed: {exc}") from exc
@@ -126,14 +159,14 @@ def transcribe(
     report(progress, STAGE, 1.0, f"{len(segments)} segments")
     return Transcript(
         segments=tuple(segments),
-        language=str(info.language),
-        language_probability=float(info.language_probability),
+        language=result.language,
+        language_probability=result.language_probability,
         duration=duration,
-        model=loaded.info,
+        model=result.model,
         task=options.task,
         source_offset=source_offset,
         dropped_segments=dropped,
-        extra={"mode": "batched" if batched else "sequential"},
+        extra={"mode": result.mode},
     )
 
 
@@ -150,94 +183,6 @@ def _as_samples(audio: Audio | Path) -> Audio:
     if audio.ndim != 1:
         raise InvalidInputError("audio must be mono (a 1-D array of 16 kHz samples)")
     return audio.astype(np.float32, copy=False)
-
-
-def _run(
-    loaded: LoadedModel, samples: Audio, options: TranscribeOptions, batched: bool
-) -> tuple[Iterable[tuple[float, Any]], Any]:
-    """Starts decoding; returns (lazy (offset, segment) pairs, faster-whisper's info)."""
-    if not batched:
-        segments, info = _decode(loaded, samples, options, batched=False)
-        return ((0.0, seg) for seg in segments), info
-    bounds = window_bounds(samples, options.window_seconds)
-    first, info = _decode(loaded, samples[bounds[0][0] : bounds[0][1]], options, batched=True)
-    # Later windows keep the language found (or given) for the first one.
-    rest = replace(options, language=options.language or str(info.language))
-
-    def windows() -> Iterator[tuple[float, Any]]:
-        yield from ((bounds[0][0] / SAMPLE_RATE, seg) for seg in first)
-        for start, end in bounds[1:]:
-            segments, _ = _decode(loaded, samples[start:end], rest, batched=True)
-            yield from ((start / SAMPLE_RATE, seg) for seg in segments)
-
-    return windows(), info
-
-
-def window_bounds(samples: Audio, window: float) -> list[tuple[int, int]]:
-    """Sample ranges of about ``window`` seconds, each cut in the quietest 0.2 s found
-    within 15 s of the nominal boundary (a cut mid-word would garble that word)."""
-    total = len(samples)
-    size = int(window * SAMPLE_RATE)
-    if total <= size * 1.5:
-        return [(0, total)]
-    frame, search = SAMPLE_RATE // 5, 15 * SAMPLE_RATE
-    cuts = [0]
-    nominal = size
-    while total - nominal > size // 2:
-        lo = max(cuts[-1] + frame, nominal - search)
-        hi = min(total - frame, nominal + search)
-        frames = (hi - lo) // frame
-        region = samples[lo : lo + frames * frame].reshape(frames, frame)
-        cut = lo + int(np.argmin(np.square(region).mean(axis=1))) * frame + frame // 2
-        cuts.append(cut)
-        nominal = cut + size
-    cuts.append(total)
-    return list(itertools.pairwise(cuts))
-
-
-def temperature_schedule(first: float) -> tuple[float, ...]:
-    """``first`` and the fallback temperatures above it, 0.2 apart, up to 1.0."""
-    steps = int((1.0 - first) / 0.2 + 1e-9)  # whole steps that stay within 1.0
-    return tuple(round(first + 0.2 * i, 2) for i in range(steps + 1))
-
-
-def _decode(
-    loaded: LoadedModel, samples: Audio, options: TranscribeOptions, *, batched: bool
-) -> tuple[Iterable[Any], Any]:
-    common: dict[str, Any] = {
-        "language": options.language,
-        "task": options.task,
-        "initial_prompt": options.initial_prompt,
-        "hotwords": options.hotwords,
-        # faster-whisper's own default is this schedule from 0.0.
-        "temperature": temperature_schedule(options.temperature),
-        "word_timestamps": options.word_timestamps,
-        "vad_filter": options.vad,
-        "compression_ratio_threshold": options.compression_ratio_threshold,
-        "no_speech_threshold": options.no_speech_threshold,
-        "log_prob_threshold": options.log_prob_threshold,
-    }
-    if batched:
-        from faster_whisper import BatchedInferencePipeline
-
-        pipeline = BatchedInferencePipeline(loaded.whisper)
-        return pipeline.transcribe(  # type: ignore[no-any-return]
-            samples,
-            batch_size=options.batch_size or (16 if loaded.info.device == "cuda" else 4),
-            beam_size=options.batched_beam_size,
-            # Decoding timestamp tokens with greedy search in batches cost accuracy in
-            # our measurements (WER 6.2 % vs 0.8 %); segments are rebuilt from the word
-            # timings instead (see _split_at_sentences).
-            without_timestamps=True,
-            **common,
-        )
-    return loaded.whisper.transcribe(  # type: ignore[no-any-return]
-        samples,
-        beam_size=options.beam_size,
-        # Whisper skips silence itself when told to; long silences are where it invents text.
-        hallucination_silence_threshold=2.0 if options.word_timestamps else None,
-        **common,
-    )
 
 
 def _speech_spans(samples: Audio) -> list[tuple[float, float]]:

@@ -30,6 +30,7 @@ from reelscribe.pipeline.estimate import (
     Estimate,
     Prices,
     SpeedTable,
+    engine_of_route,
     estimate_run,
     samples_of,
 )
@@ -116,6 +117,7 @@ class EstimateService:
             prices=self.prices,
             model=spec.options.model or self.settings.model,
             device=device_of(self.settings.device),
+            engine=engine_of_route(plan.request.transcribe.route),
             probe=media.method,
         )
 

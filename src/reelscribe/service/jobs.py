@@ -31,6 +31,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reelscribe.asr.catalog import check_job_model
+from reelscribe.asr.routing import check_job_engine
 from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
 from reelscribe.backends.db.types import utcnow
 from reelscribe.errors import (
@@ -180,6 +181,8 @@ class JobService:
         await self._check_limits(spec)
         if spec.options.model is not None:
             check_job_model(self.settings, spec.options.model)
+        if spec.options.engine is not None:
+            check_job_engine(self.settings, spec.options.engine)
         await self._check_source(spec, caller)
         # One quota check and insert at a time per key in this process: two requests
         # must not both spend the same remaining minutes.

@@ -5,7 +5,7 @@ A backend is anything with a ``diarize(samples, options, progress)`` method that
 models shipped in the ``speakers`` extra (:mod:`reelscribe.speakers.local`);
 ``"pyannote"`` runs pyannote.audio's pipeline, which needs a Hugging Face token
 (:mod:`reelscribe.speakers.pyannote`). Loaded backends are kept per process, like the
-Whisper models (:mod:`reelscribe.asr.engine`): loading costs seconds.
+Whisper models (:mod:`reelscribe.asr.faster_whisper`): loading costs seconds.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
+from reelscribe.asr.faster_whisper import EngineOptions, LoadedModel, load_model
 from reelscribe.models import Transcript
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
 from tests.conftest import decode_channel
