@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     )
     cpu_threads: int = Field(0, ge=0, description="CPU threads for ASR; 0 = all cores.")
     batch_size: int = Field(
-        0, ge=0, description="Batch size of the batched (VAD) pipeline; 0 = 4 on CPU, 16 on GPU."
+        0,
+        ge=0,
+        description="Batch size of the batched (VAD) pipeline; 0 = 4 on CPU, 8-32 by free "
+        "memory on GPU.",
     )
     batched_min_duration: float = Field(
         60.0, ge=0, description="Audio at least this long (s) uses batched inference with VAD."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import subprocess
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -83,6 +84,48 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if cuda_available() else "cpu"
     return device
+
+
+#: Memory set aside per batch item on a GPU: generous for large-v3 in float16, so the batch
+#: fits beside the model; base needs far less.
+_GPU_BYTES_PER_ITEM = 512 * 1024 * 1024
+
+
+def cuda_free_bytes() -> int | None:
+    """Free memory on the current GPU, or None when it cannot be read (no torch, no
+    nvidia-smi)."""
+    with contextlib.suppress(Exception):  # torch is optional (the speakers extra)
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0])
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout  # fmt: skip
+        return int(out.split()[0]) * 1024 * 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _batch_size(device: str) -> int:
+    return default_batch_size(device, cuda_free_bytes() if device == "cuda" else None)
+
+
+def default_batch_size(device: str, free_bytes: int | None = None) -> int:
+    """The batched pipeline's batch size when ``REELSCRIBE_BATCH_SIZE`` is 0.
+
+    CPU: 4 (the encoder is the bound on 2-4 cores; larger batches only cost memory).
+    CUDA: from free memory, between 8 and 32. Never 4 on a GPU: on an H200 in float16,
+    batch 4 dropped a whole passage of the benchmark (WER 17.6 %), 8 to 64 did not
+    (docs/benchmarks.md); with free memory unknown, 16.
+    """
+    if device != "cuda":
+        return 4
+    if free_bytes is None:
+        return 16
+    return max(8, min(32, free_bytes // _GPU_BYTES_PER_ITEM))
 
 
 def pick_compute_type(device: str, compute_type: str) -> str:
@@ -270,7 +313,7 @@ def _decode(
         pipeline = BatchedInferencePipeline(loaded.whisper)
         return pipeline.transcribe(  # type: ignore[no-any-return]
             samples,
-            batch_size=options.batch_size or (16 if loaded.info.device == "cuda" else 4),
+            batch_size=options.batch_size or _batch_size(loaded.info.device),
             beam_size=options.batched_beam_size,
             # Decoding timestamp tokens with greedy search in batches cost accuracy in
             # our measurements (WER 6.2 % vs 0.8 %); segments are rebuilt from the word
