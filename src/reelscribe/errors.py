@@ -58,6 +58,7 @@ worker) decide what to do without knowing the details. ``api/errors.py`` reads
     ├── TransientError                     503 "transient"      retry with backoff
     │   └── NetworkError                   503 "network_error"  timeouts, connection resets, 5xx
     ├── ProcessingError                    500 "processing_error"  a tool failed
+    │   └── HostedUploadRefusedError       500 "hosted_upload_refused"  a hosted ASR 413
     ├── QueueError                         500 "queue_error"
     │   └── LeaseLost                      409 "lease_lost"     another worker holds the job now
     ├── StorageError                       500 "storage_error"
@@ -439,6 +440,12 @@ class NetworkError(TransientError):
 
 class ProcessingError(ReelscribeError):
     code = "processing_error"
+
+
+class HostedUploadRefusedError(ProcessingError):
+    """The hosted ASR API refused a piece as too large (413): the engine cuts smaller."""
+
+    code = "hosted_upload_refused"
 
 
 class QueueError(ReelscribeError):

@@ -46,7 +46,7 @@ from reelscribe import __version__
 from reelscribe.analysis.llm import retry_after
 from reelscribe.asr.base import SAMPLE_RATE, AsrSegment, AsrWord, Audio, EngineResult
 from reelscribe.config import Settings
-from reelscribe.errors import NetworkError, ProcessingError
+from reelscribe.errors import HostedUploadRefusedError, NetworkError, ProcessingError
 from reelscribe.media.ffmpeg import run_ffmpeg
 from reelscribe.models import ModelInfo
 from reelscribe.progress import ProgressCallback, report
@@ -109,10 +109,6 @@ class Piece:
     data: bytes
 
 
-class UploadTooLarge(ProcessingError):
-    """The server refused a piece as too large (413)."""
-
-
 class OpenAICompatibleEngine:
     """The hosted engine (see the module docstring). Create one per process and
     :meth:`close` it at the end; it is safe to use from several threads."""
@@ -159,13 +155,13 @@ class OpenAICompatibleEngine:
         info = self.model_info
         report(progress, STAGE, 0.0, f"model {info.name} at {info.path}")
         limit = self.options.upload_limit
-        refused: UploadTooLarge | None = None
+        refused: HostedUploadRefusedError | None = None
         for _ in range(4):  # each 413 halves the limit
             with tempfile.TemporaryDirectory(prefix="reelscribe-hosted-") as tmp:
                 pieces = plan_pieces(samples, limit, self.options.overlap, Path(tmp))
             try:
                 results = self._send_all(pieces, options, progress)
-            except UploadTooLarge as exc:
+            except HostedUploadRefusedError as exc:
                 largest = max(len(p.data) for p in pieces)
                 log.warning("hosted ASR: the server refused %d bytes as too large; cutting "
                             "smaller pieces", largest)  # fmt: skip
@@ -243,7 +239,9 @@ class OpenAICompatibleEngine:
                         return _json_or_text(response)
                     last = self._redact(f"HTTP {response.status_code}: {response.text[:200]}")
                     if response.status_code == 413:
-                        raise UploadTooLarge(f"the hosted ASR API refused the upload: {last}")
+                        raise HostedUploadRefusedError(
+                            f"the hosted ASR API refused the upload: {last}"
+                        )
                     if response.status_code == 429 or response.status_code >= 500:
                         wait = _retry_after(response.headers)
                     elif response.status_code != 408:

@@ -10,13 +10,15 @@ default is ``REELSCRIBE_ASR_ENGINE``; a job may name another (``options.engine``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from reelscribe.asr.base import AsrEngine
-from reelscribe.asr.faster_whisper import FasterWhisperEngine, LoadedModel
-from reelscribe.asr.openai_compatible import HostedOptions, OpenAICompatibleEngine
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ModelUnavailableError, ReelscribeError
+
+if TYPE_CHECKING:  # the engines (NumPy, PyAV) load when a process makes them, not when
+    # the API checks a job's route at submit
+    from reelscribe.asr.base import AsrEngine
+    from reelscribe.asr.faster_whisper import LoadedModel
 
 Route = Literal["local", "hosted", "local-then-hosted", "hosted-then-local"]
 ROUTES: tuple[Route, ...] = get_args(Route)
@@ -46,6 +48,9 @@ class Engines:
 
     @classmethod
     def from_settings(cls, settings: Settings, model: LoadedModel | None = None) -> Engines:
+        from reelscribe.asr.faster_whisper import FasterWhisperEngine
+        from reelscribe.asr.openai_compatible import HostedOptions, OpenAICompatibleEngine
+
         hosted = HostedOptions.from_settings(settings)
         return cls(
             local=FasterWhisperEngine(model),
