@@ -20,7 +20,8 @@ import numpy.typing as npt
 from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
-from reelscribe.models import Segment, Transcript, Word
+from reelscribe.models import Segment, Transcript, TranscriptWarning, Word
+from reelscribe.pipeline import coverage, languages
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 SAMPLE_RATE = 16_000
@@ -60,6 +61,12 @@ class TranscribeOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     drop_hallucinations: bool = True
+    # Languages and lost speech (pipeline/languages.py, pipeline/coverage.py).
+    #: Without a forced language: re-check suspect stretches for another language.
+    check_languages: bool = True
+    suspect_logprob: float = -0.5
+    #: Speech at least this long (s) with no text becomes a warning.
+    uncovered_speech_seconds: float = 4.0
 
     @classmethod
     def from_settings(
@@ -71,6 +78,9 @@ class TranscribeOptions:
             "engine": EngineOptions.from_settings(settings, model),
             "batch_size": settings.batch_size,
             "batched_min_duration": settings.batched_min_duration,
+            "check_languages": settings.language_check,
+            "suspect_logprob": settings.language_suspect_logprob,
+            "uncovered_speech_seconds": settings.uncovered_speech_seconds,
         }
         return cls(**(values | overrides))
 
@@ -116,24 +126,58 @@ def transcribe(
         )
     try:
         raw_segments, info = _run(loaded, samples, options, batched)
-        speech = _speech_spans(samples) if options.vad and not batched else None
+        # Speech as the VAD finds it: the sequential path's guard against text outside
+        # speech, and (both paths) what the transcript's coverage is checked against.
+        speech = _speech_spans(samples) if options.vad else []
+        guard = speech if options.vad and not batched else None
         segments, dropped = _convert(
-            raw_segments, options, duration, speech, progress, resegment=batched
+            raw_segments, options, duration, guard, progress, resegment=batched
         )
+        # --- languages hook (pipeline/languages.py): stretches in another language ---
+        language, probability = str(info.language), float(info.language_probability)
+        extra = {"mode": "batched" if batched else "sequential"}
+        if options.language is None and multilingual and options.check_languages:
+
+            def redo(
+                start: float, end: float, lang: str
+            ) -> tuple[list[Segment], list[TranscriptWarning]]:
+                a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+                again = replace(options, language=lang)
+                pairs, _ = _run(loaded, samples[a:b], again, batched)
+                shifted = ((start + offset, seg) for offset, seg in pairs)
+                return _convert(shifted, again, duration, guard, None, resegment=batched)
+
+            check = languages.LanguageCheck(
+                suspect_logprob=options.suspect_logprob,
+                uncovered_seconds=options.uncovered_speech_seconds,
+            )
+            segments, dropped, found = languages.recheck(
+                loaded.whisper, samples, segments, dropped, language, speech, redo, check
+            )
+            language, probability = languages.main_language(segments, language, probability, found)
+            if found:
+                extra["languages_rechecked"] = ",".join(
+                    f"{d.language}@{d.start:.1f}-{d.end:.1f}" for d in found
+                )
+        else:
+            segments = languages.tag(segments, options.language or language)
+        # --- coverage hook (pipeline/coverage.py): nothing lost silently ---
+        uncovered = coverage.uncovered_warnings(speech, segments, options.uncovered_speech_seconds)
     except (RuntimeError, ValueError) as exc:
         raise ProcessingError(f"transcription failed: {exc}") from exc
 
     report(progress, STAGE, 1.0, f"{len(segments)} segments")
     return Transcript(
         segments=tuple(segments),
-        language=str(info.language),
-        language_probability=float(info.language_probability),
+        language=language,
+        language_probability=probability,
         duration=duration,
         model=loaded.info,
         task=options.task,
         source_offset=source_offset,
-        dropped_segments=dropped,
-        extra={"mode": "batched" if batched else "sequential"},
+        dropped_segments=len(dropped),
+        extra=extra,
+        warnings=tuple(sorted([*dropped, *uncovered], key=lambda w: (w.start, w.end))),
     )
 
 
@@ -295,21 +339,22 @@ def _convert(
     progress: ProgressCallback | None,
     *,
     resegment: bool = False,
-) -> tuple[list[Segment], int]:
+) -> tuple[list[Segment], list[TranscriptWarning]]:
+    """Our segments, and a warning for each segment the guards dropped."""
     eta = EtaTracker()
     segments: list[Segment] = []
-    dropped = 0
+    dropped: list[TranscriptWarning] = []
     previous: str | None = None
     for offset, raw in raw_segments:
         flags = _flags(raw, options, previous, speech)
         fraction = (offset + raw.end) / duration if duration else 1.0
         report(progress, STAGE, fraction, raw.text.strip()[:60], eta=eta.eta(fraction))
-        if options.drop_hallucinations and _DROP.intersection(flags):
-            dropped += 1
-            continue
-        previous = _normalise(raw.text)
         start = max(0.0, offset + float(raw.start))
         end = max(start, min(duration, offset + float(raw.end)))
+        if options.drop_hallucinations and _DROP.intersection(flags):
+            dropped.append(coverage.dropped_warning(start, end, raw.text, flags))
+            continue
+        previous = _normalise(raw.text)
         words = _words(raw.words, start, end, raw.text, offset)
         pieces = _split_at_sentences(words) if resegment and words else [words]
         for piece in pieces:
