@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reelscribe.models import Segment, TranscriptWarning
-from reelscribe.pipeline.coverage import merge_spans, uncovered_speech
+from reelscribe.pipeline.coverage import merge_spans, subtract, uncovered_speech
 
 SAMPLE_RATE = 16_000
 #: Whisper's window: detection looks at 30 s at most.
@@ -142,7 +142,7 @@ def recheck(
         old = [s for s in segments if lo <= _mid(s) <= hi]
         new, new_dropped = redo(lo, hi, region.language)
         new = [s for s in tag(new, region.language) if s.text.strip()]
-        if not new or (old and _score(new) <= _score(old)):
+        if not _better(new, old, speech):
             continue  # the other language decodes no better: keep what we had
         segments = [s for s in segments if not lo <= _mid(s) <= hi] + new
         dropped = [w for w in dropped if not lo <= (w.start + w.end) / 2 <= hi] + new_dropped
@@ -181,6 +181,25 @@ def _bounds(segments: Sequence[Segment], region: Detection, duration: float) -> 
     lo = max([region.start - 1.0, *before, 0.0])
     hi = min([region.end + 1.0, *after, duration])
     return lo, max(hi, lo)
+
+
+def _better(new: Sequence[Segment], old: Sequence[Segment], speech: Sequence[Span]) -> bool:
+    """Whether ``new`` should replace ``old``: it covers clearly more of the speech, or
+    as much and decodes with a higher mean log-probability. (Coverage first: under
+    ``translate`` a real translation scores lower than an echo of the source.)"""
+    if not new:
+        return False
+    gained = _speech_covered(new, speech) - _speech_covered(old, speech)
+    if abs(gained) >= 2.0:
+        return gained > 0
+    return not old or _score(new) > _score(old)
+
+
+def _speech_covered(segments: Sequence[Segment], speech: Sequence[Span]) -> float:
+    if not speech:  # no VAD: the segments' own length
+        return sum(s.end - s.start for s in segments)
+    text = merge_spans((s.start, s.end) for s in segments)
+    return sum(b - a for a, b in speech) - sum(b - a for a, b in subtract(speech, text))
 
 
 def _score(segments: Sequence[Segment]) -> float:
