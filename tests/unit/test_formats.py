@@ -567,6 +567,6 @@ def test_markdown_marks_a_change_of_language_and_lists_warnings() -> None:
     text = render(_mixed(), "md")
     assert "Languages: de, en" in text
     de, en = text.index("*Language: de*"), text.index("*Language: en*")
-    assert de < text.index("Hello, world.", de) < en < text.index("Ünïcödé", en)
+    assert de < text.index("Hello,", de) < en < text.index("Ünïcödé", en)
     assert "## Warnings" in text
     assert "hallucination\\_guard: dropped (repetition): x" in text

@@ -105,8 +105,13 @@ def _analysis_section(transcript: Transcript) -> list[str]:
 def _transcript_section(transcript: Transcript) -> list[str]:
     out = ["## Transcript", ""]
     labelled = has_speakers(transcript)
+    mixed = len(transcript.languages) > 1
     previous: str | None = None
+    language: str | None = None
     for index, para in enumerate(paragraphs(transcript)):
+        if mixed and para.language and para.language != language:
+            out += [f"*Language: {escape(para.language)}*", ""]
+            language = para.language
         text = escape(para.text)
         if labelled and (index == 0 or para.speaker != previous):
             # A label opens each speaker turn; the turn's later paragraphs follow bare.
