@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pydantic
+import pytest
+
+from reelscribe.hub.wire import StepEventIn
 from reelscribe.models import Segment, TranscriptWarning
 from reelscribe.pipeline import coverage, languages
 from reelscribe.pipeline.languages import Detection, LanguageCheck
@@ -64,3 +68,10 @@ def test_main_language_is_the_one_with_most_time() -> None:
     found = [Detection(5, 20, "de", 0.97)]
     assert languages.main_language(segments, "en", 0.99, found) == ("de", 0.97)
     assert languages.main_language(segments[:1], "en", 0.99, []) == ("en", 0.99)
+
+
+def test_remote_workers_may_report_the_warnings_event_but_no_transition() -> None:
+    event = StepEventIn(kind="progress", data={"warnings": [{"start": 1.0, "end": 6.0}]})
+    assert event.data["warnings"][0]["end"] == 6.0
+    with pytest.raises(pydantic.ValidationError):
+        StepEventIn(kind="transition", data={})  # type: ignore[arg-type]
