@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
 from reelscribe.formats import render
 from reelscribe.models import Transcript
 from reelscribe.pipeline.transcribe import TranscribeOptions, transcribe
-from tests.conftest import normalise_words
+from tests.conftest import decode_channel, normalise_words
 
 pytestmark = pytest.mark.media
 
@@ -89,3 +90,22 @@ def test_a_forced_language_is_kept_and_lost_speech_is_reported(
     covered = sum(s.end - s.start for s in t.segments if s.start >= SWITCH)
     reported = sum(w.end - w.start for w in t.warnings if w.start >= SWITCH - 1)
     assert covered + reported > 15
+
+
+def test_german_then_english_is_caught_by_the_spot_checks(
+    shared_media: Path, model: LoadedModel, engine_options: EngineOptions
+) -> None:
+    """The other direction: under a German language token Whisper writes the English
+    half as good English, so no segment looks suspect; a spot check finds it."""
+    audio = decode_channel(shared_media / "multilingual.mp3")
+    half = 30 * 16_000
+    reordered = np.concatenate([audio[half:], audio[:half]])
+    options = TranscribeOptions(engine=engine_options, batched=True)
+    t = transcribe(reordered, options, model=model)
+    assert t.languages == ("de", "en")
+    for segment in t.segments:
+        assert segment.language == ("de" if segment.start < SWITCH else "en"), segment
+    german = [w for s in t.segments if s.end <= SWITCH + 1 for w in normalise_words(s.text)]
+    english = [w for s in t.segments if s.start >= SWITCH for w in normalise_words(s.text)]
+    assert len(set(german) & GERMAN_ONLY) >= 5, german
+    assert len(set(english) & ENGLISH) >= 5, english

@@ -75,3 +75,16 @@ def test_remote_workers_may_report_the_warnings_event_but_no_transition() -> Non
     assert event.data["warnings"][0]["end"] == 6.0
     with pytest.raises(pydantic.ValidationError):
         StepEventIn(kind="transition", data={})  # type: ignore[arg-type]
+
+
+def test_spot_windows_spread_past_the_first_30_seconds() -> None:
+    windows = languages.speech_windows([(0.0, 400.0), (403.0, 900.0)])
+    assert all(b - a <= 30.0 for a, b in windows)
+    assert windows[0][0] == 0.0
+    assert windows[-1][1] == 900.0
+    spots = languages.spot_windows(windows, LanguageCheck())
+    assert len(spots) == 3  # one per 5 minutes of the ~870 s after the first 30 s
+    assert all(a >= 29.0 for a, _ in spots)
+    assert spots[-1] == windows[-1]
+    short = languages.speech_windows([(0.0, 59.0)])
+    assert languages.spot_windows(short, LanguageCheck()) == [w for w in short if w[0] >= 29.0]

@@ -13,15 +13,19 @@ per 30 s of speech, ~20 % of the run on a CPU), the transcript is checked afterw
 
 1. *suspect* stretches: segments below ``suspect_logprob``, dropped segments, and
    speech with no text, joined when close and cut into windows of at most 30 s;
-2. the language of each window is detected (one encoder pass each);
-3. neighbouring windows in the same other language are merged, and each such region is
-   transcribed again with that language forced; its new segments replace the old ones
-   when they decode better (higher mean log-probability) or fill speech that had none.
+2. *spot checks*: a few windows of speech spread over the file past its first 30 s
+   (two, or one per 5 minutes). The other direction leaves no suspect: English under a
+   German token comes out as confident, correct English, wrongly labelled. A spot in
+   another language means the file switches, and then every window of speech is
+   detected;
+3. the language of each window is detected (one encoder pass each); neighbouring
+   windows in the same other language are merged, and each such region is transcribed
+   again with that language forced. Its new segments replace the old ones when they
+   cover clearly more of the speech, or as much and decode better.
 
-Audio in one language costs nothing extra unless it decodes badly, and then only a
-detection per suspect window. What this cannot see: a stretch in another language that
-the first language's decoder renders *confidently* (not observed with Whisper, whose
-wrong-language output is consistently low-probability, but possible).
+Audio in one language costs a couple of detections (a few per hour) unless it decodes
+badly, and then one per suspect window. What this can miss: a short stretch in another
+language, decoded confidently, between two spot checks of a long file.
 """
 
 from __future__ import annotations
@@ -56,6 +60,13 @@ class LanguageCheck:
     #: A detected language is acted on only at this probability or above.
     min_probability: float = 0.5
     uncovered_seconds: float = 4.0
+    #: Spot checks: one window of speech per this many seconds (at least
+    #: ``min_spots``), past the first 30 s Whisper detected the language from. A spot
+    #: in another language at ``spot_probability`` or above means the file switches:
+    #: every stretch of speech is then detected.
+    spot_every: float = 300.0
+    min_spots: int = 2
+    spot_probability: float = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +96,28 @@ def suspect_spans(
     ]
     spans += [(w.start, w.end) for w in dropped]
     spans += uncovered_speech(speech, segments, check.uncovered_seconds)
+    return speech_windows(spans)
+
+
+def speech_windows(speech: Sequence[Span]) -> list[Span]:
+    """All the speech, joined across short pauses, as windows of at most 30 s."""
     windows: list[Span] = []
-    for start, end in merge_spans(spans, gap=2.0):
+    for start, end in merge_spans(speech, gap=2.0):
         count = max(1, int(np.ceil((end - start) / _WINDOW)))
         step = (end - start) / count
         windows += [(start + i * step, start + (i + 1) * step) for i in range(count)]
     return [(a, b) for a, b in windows if b - a >= _MIN_DETECT]
+
+
+def spot_windows(windows: Sequence[Span], check: LanguageCheck) -> list[Span]:
+    """Evenly spread windows past the first 30 s (a short file: all of them)."""
+    later = [w for w in windows if w[0] >= _WINDOW - 1.0]
+    total = sum(b - a for a, b in later)
+    count = max(check.min_spots, int(np.ceil(total / check.spot_every)))
+    if len(later) <= count:
+        return later
+    picks = np.linspace(0, len(later) - 1, count).round().astype(int)
+    return [later[i] for i in sorted(set(picks.tolist()))]
 
 
 def detect(whisper: Any, samples: npt.NDArray[np.float32], span: Span) -> Detection:
@@ -134,8 +161,18 @@ def recheck(
     check = check or LanguageCheck()
     segments = tag(segments, language)
     duration = len(samples) / SAMPLE_RATE
-    windows = suspect_spans(segments, dropped, speech, check)
-    found = regions([detect(whisper, samples, w) for w in windows], language, check)
+    detections = [
+        detect(whisper, samples, w) for w in suspect_spans(segments, dropped, speech, check)
+    ]
+    # A stretch in another language that the first one's decoder renders confidently
+    # (English under a German token comes out as good English) leaves no suspect
+    # segment: a few spot checks catch a file that switches, and then every stretch
+    # is detected.
+    every = speech_windows(speech)
+    spots = [detect(whisper, samples, w) for w in spot_windows(every, check)]
+    if any(d.language != language and d.probability >= check.spot_probability for d in spots):
+        detections = [detect(whisper, samples, w) for w in every]
+    found = regions(sorted(detections, key=lambda d: d.start), language, check)
     applied: list[Detection] = []
     for region in found:
         lo, hi = _bounds(segments, region, duration)
