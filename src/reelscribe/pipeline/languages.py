@@ -14,7 +14,7 @@ per 30 s of speech, ~20 % of the run on a CPU), the transcript is checked afterw
 1. *suspect* stretches: segments below ``suspect_logprob``, dropped segments, and
    speech with no text, joined when close and cut into windows of at most 30 s;
 2. *spot checks*: a few windows of speech spread over the file past its first 30 s
-   (two, or one per 5 minutes). The other direction leaves no suspect: English under a
+   (one, or one per 10 minutes). The other direction leaves no suspect: English under a
    German token comes out as confident, correct English, wrongly labelled. A spot in
    another language means the file switches, and then every window of speech is
    detected;
@@ -64,8 +64,10 @@ class LanguageCheck:
     #: ``min_spots``), past the first 30 s Whisper detected the language from. A spot
     #: in another language at ``spot_probability`` or above means the file switches:
     #: every stretch of speech is then detected.
-    spot_every: float = 300.0
-    min_spots: int = 2
+    #: (Each check is a full encoder pass, as costly as decoding a 30 s chunk's audio
+    #: on a CPU, so they are few; see the README for what they cost.)
+    spot_every: float = 600.0
+    min_spots: int = 1
     spot_probability: float = 0.8
 
 
