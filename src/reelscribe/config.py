@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         description="Segments with a mean token log-probability below this are checked "
         "for another language.",
     )
+    language_spot_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="One spot check of the language per this many seconds of speech (at "
+        "least one past the first 30 s); 0 = none. Each costs one encoder pass.",
+    )
     uncovered_speech_seconds: float = Field(
         4.0,
         gt=0,

@@ -88,3 +88,8 @@ def test_spot_windows_spread_past_the_first_30_seconds() -> None:
     assert spots[-1] == windows[-1]
     short = languages.speech_windows([(0.0, 59.0)])
     assert languages.spot_windows(short, LanguageCheck()) == [w for w in short if w[0] >= 29.0]
+
+
+def test_no_spot_checks_when_switched_off() -> None:
+    windows = languages.speech_windows([(0.0, 900.0)])
+    assert languages.spot_windows(windows, LanguageCheck(spot_every=0)) == []

@@ -112,7 +112,10 @@ def speech_windows(speech: Sequence[Span]) -> list[Span]:
 
 
 def spot_windows(windows: Sequence[Span], check: LanguageCheck) -> list[Span]:
-    """Evenly spread windows past the first 30 s (a short file: all of them)."""
+    """Evenly spread windows past the first 30 s (a short file: all of them); none
+    when ``spot_every`` is 0."""
+    if check.spot_every <= 0:
+        return []
     later = [w for w in windows if w[0] >= _WINDOW - 1.0]
     total = sum(b - a for a, b in later)
     count = max(check.min_spots, int(np.ceil(total / check.spot_every)))

@@ -65,6 +65,8 @@ class TranscribeOptions:
     #: Without a forced language: re-check suspect stretches for another language.
     check_languages: bool = True
     suspect_logprob: float = -0.5
+    #: One language spot check per this many seconds of speech; 0: none.
+    spot_seconds: float = 600.0
     #: Speech at least this long (s) with no text becomes a warning.
     uncovered_speech_seconds: float = 4.0
 
@@ -80,6 +82,7 @@ class TranscribeOptions:
             "batched_min_duration": settings.batched_min_duration,
             "check_languages": settings.language_check,
             "suspect_logprob": settings.language_suspect_logprob,
+            "spot_seconds": settings.language_spot_seconds,
             "uncovered_speech_seconds": settings.uncovered_speech_seconds,
         }
         return cls(**(values | overrides))
@@ -149,6 +152,7 @@ def transcribe(
 
             check = languages.LanguageCheck(
                 suspect_logprob=options.suspect_logprob,
+                spot_every=options.spot_seconds,
                 uncovered_seconds=options.uncovered_speech_seconds,
             )
             segments, dropped, found = languages.recheck(
