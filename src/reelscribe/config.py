@@ -79,6 +79,29 @@ class Settings(BaseSettings):
     batched_min_duration: float = Field(
         60.0, ge=0, description="Audio at least this long (s) uses batched inference with VAD."
     )
+    # --- languages and lost speech (pipeline/languages.py, pipeline/coverage.py) ----
+    language_check: bool = Field(
+        True,
+        description="Without a forced language, check suspect stretches (low confidence, "
+        "dropped or no text) for another language and transcribe them in it.",
+    )
+    language_suspect_logprob: float = Field(
+        -0.5,
+        le=0,
+        description="Segments with a mean token log-probability below this are checked "
+        "for another language.",
+    )
+    language_spot_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="One spot check of the language per this many seconds of speech (at "
+        "least one past the first 30 s); 0 = none. Each costs one encoder pass.",
+    )
+    uncovered_speech_seconds: float = Field(
+        4.0,
+        gt=0,
+        description="Speech (VAD) at least this long with no text becomes a warning.",
+    )
     models_dir: Path = Field(
         default_factory=lambda: _default_cache_root() / "models",
         description="Where packaged models are assembled and hub models downloaded.",

@@ -171,6 +171,21 @@ class Segment:
     #: Quality flags, e.g. ``"possible_hallucination"``, ``"repetition"``,
     #: ``"low_confidence"``. Empty for a clean segment.
     flags: tuple[str, ...] = ()
+    #: The spoken language this segment was decoded as (ISO 639-1, e.g. ``"de"``);
+    #: None where unknown (transcripts written before languages were per segment).
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptWarning:
+    """A stretch of the audio where something may have been lost: speech that produced
+    no text (``"uncovered_speech"``) or a segment a hallucination guard dropped
+    (``"hallucination_guard"``). Times are relative to the clip's start."""
+
+    start: float
+    end: float
+    reason: str
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +244,15 @@ class Transcript:
     #: The engine that made it, when not faster-whisper without a fallback (None; also
     #: documents from before engines were recorded). :attr:`made_by` has it either way.
     engine: EngineInfo | None = None
+    #: Where speech may have been lost (see :class:`TranscriptWarning`), in time order.
+    warnings: tuple[TranscriptWarning, ...] = ()
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The segments' languages in order of first appearance (the transcript's
+        ``language`` alone when no segment carries one)."""
+        seen = dict.fromkeys(s.language for s in self.segments if s.language)
+        return tuple(seen) or (self.language,)
 
     def speaker_name(self, speaker: str) -> str:
         """The name to show for a speaker id (the id itself when it has none)."""

@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,18 @@ class _Live:
     def switch(self, stage: str | None) -> None:
         with self.lock:
             self._switch(stage)
+
+    def warnings(self, result: PipelineResult) -> None:
+        """Nothing lost silently (pipeline/coverage.py): the transcript's warnings as one
+        ``progress`` event (the kinds are fixed by a CHECK constraint; the payload says
+        what it is, as the speakers rename does)."""
+        transcript = result.transcript
+        if transcript is None or not transcript.warnings:
+            return
+        payload = {"warnings": [asdict(w) for w in transcript.warnings],
+                   "source_offset": transcript.source_offset}  # fmt: skip
+        with self.lock:
+            self.events.append((EventKind.PROGRESS, payload))
 
     def abort(self, reason: str) -> None:
         with self.lock:
@@ -304,6 +316,7 @@ class Worker:
                 return  # lease lost: another worker owns the job; write nothing
             if isinstance(outcome, PipelineResult):
                 _note_engine(live, outcome)
+                live.warnings(outcome)
                 live.switch("upload")
                 try:
                     result = await self._store(claim, outcome)

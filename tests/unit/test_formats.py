@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -29,7 +30,7 @@ from reelscribe.formats import (
     vtt,
 )
 from reelscribe.media.ffmpeg import ffmpeg_exe
-from reelscribe.models import Segment, Transcript, Word, format_timestamp
+from reelscribe.models import Segment, Transcript, TranscriptWarning, Word, format_timestamp
 from tests.unit.test_cues import CORPUS, INTERVIEW, MODEL, speech, timed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -298,12 +299,12 @@ def test_json_document_fields() -> None:
     assert list(document) == [
         "schema", "version", "language", "language_probability", "duration", "task",
         "source_offset", "model", "engine", "speakers", "turns", "text", "segments",
-        "dropped_segments", "extra", "analysis",
+        "dropped_segments", "extra", "analysis", "languages", "warnings",
     ]  # fmt: skip
     segment = document["segments"][0]
     assert list(segment) == [
         "id", "start", "end", "text", "speaker", "avg_logprob", "compression_ratio",
-        "no_speech_prob", "flags", "words",
+        "no_speech_prob", "flags", "words", "language",
     ]  # fmt: skip
     assert segment["words"][1] == {
         "start": 0.4, "end": 0.9, "text": " world.", "probability": 0.5,
@@ -526,3 +527,46 @@ def test_the_documented_example_is_a_valid_document() -> None:
     example = doc.split("```json\n", 1)[1].split("```", 1)[0]
     jsonschema.Draft202012Validator(json_doc.json_schema()).validate(json.loads(example))
     assert json_doc.parse(example).segments[0].words[1].text == " so,"
+
+
+def _mixed() -> Transcript:
+    """English, then German, with a warning."""
+    rich = _rich()
+    return replace(
+        rich,
+        segments=(
+            replace(rich.segments[0], language="de"),
+            replace(rich.segments[1], language="en"),
+        ),
+        warnings=(TranscriptWarning(3.0, 3.5, "hallucination_guard", "dropped (repetition): x"),),
+    )
+
+
+def test_json_languages_and_warnings_are_written_and_older_documents_still_read() -> None:
+    text = render(_mixed(), "json")
+    assert json_doc.parse(text) == _mixed()
+    jsonschema.Draft202012Validator(json_doc.json_schema()).validate(json.loads(text))
+    document = json.loads(text)
+    assert document["languages"] == ["de", "en"]
+    assert [s["language"] for s in document["segments"]] == ["de", "en"]
+    assert document["warnings"] == [
+        {"start": 3.0, "end": 3.5, "reason": "hallucination_guard",
+         "detail": "dropped (repetition): x"},
+    ]  # fmt: skip
+    # A version-3 document written before segments had languages and before warnings.
+    del document["languages"], document["warnings"]
+    for segment in document["segments"]:
+        del segment["language"]
+    older = json_doc.parse(json.dumps(document))
+    assert older.warnings == ()
+    assert all(s.language is None for s in older.segments)
+    assert older.languages == ("de",)  # the transcript's language stands in
+
+
+def test_markdown_marks_a_change_of_language_and_lists_warnings() -> None:
+    text = render(_mixed(), "md")
+    assert "Languages: de, en" in text
+    de, en = text.index("*Language: de*"), text.index("*Language: en*")
+    assert de < text.index("Hello,", de) < en < text.index("Ünïcödé", en)
+    assert "## Warnings" in text
+    assert "hallucination\\_guard: dropped (repetition): x" in text

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,10 @@ class EngineResult:
     resegment: bool = False
     #: How it ran, for the transcript's ``extra`` (e.g. ``batched``, ``sequential``).
     mode: str = ""
+    #: What can tell the language of a stretch of samples (``detect_language(audio=...)``,
+    #: a multilingual Whisper model), for the per-stretch language check; None: the
+    #: engine cannot (a hosted API, an English-only model), and the check is skipped.
+    detector: Any = None
 
 
 class AsrEngine(Protocol):

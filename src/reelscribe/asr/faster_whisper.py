@@ -239,6 +239,7 @@ class FasterWhisperEngine:
             engine=self.name,
             resegment=batched,
             mode="batched" if batched else "sequential",
+            detector=loaded.whisper if multilingual else None,
         )
 
 

@@ -140,7 +140,20 @@ def _execute(
         finally:
             engines.close()
     _print_result(result, as_json=as_json)
+    _print_warnings(result)
     return result
+
+
+def _print_warnings(result: PipelineResult) -> None:
+    """Nothing lost silently (pipeline/coverage.py): one stderr line per stretch of
+    speech with no text or dropped segment, on the source's timeline."""
+    from reelscribe.pipeline.coverage import describe
+
+    if result.transcript is None:
+        return
+    for warning in result.transcript.warnings:
+        line = describe(warning, result.transcript.source_offset)
+        typer.echo(f"reelscribe: warning: {line}", err=True)
 
 
 def _print_result(result: PipelineResult, *, as_json: bool) -> None:

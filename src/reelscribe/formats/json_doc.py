@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -31,7 +31,15 @@ from reelscribe.analysis.results import (
 from reelscribe.errors import InvalidInputError
 from reelscribe.formats.options import RenderOptions
 from reelscribe.formats.turns import talk_times
-from reelscribe.models import EngineInfo, ModelInfo, Segment, SpeakerTurn, Transcript, Word
+from reelscribe.models import (
+    EngineInfo,
+    ModelInfo,
+    Segment,
+    SpeakerTurn,
+    Transcript,
+    TranscriptWarning,
+    Word,
+)
 
 SCHEMA_NAME = "reelscribe.transcript"
 #: 2: ``speakers`` became objects (id, name, talk time) and ``turns`` was added.
@@ -67,6 +75,21 @@ class SegmentDoc(TypedDict):
     no_speech_prob: Annotated[float | None, Field(description="Probability of no speech.")]
     flags: Annotated[list[str], Field(description="Quality warnings; empty when clean.")]
     words: Annotated[list[WordDoc], Field(description="Empty without word timestamps.")]
+    # Added within version 3: absent from older documents, always written now.
+    language: NotRequired[
+        Annotated[str | None, Field(description="Spoken language this segment was decoded as.")]
+    ]
+
+
+class WarningDoc(TypedDict):
+    """A stretch where speech may have been lost."""
+
+    start: Seconds
+    end: Seconds
+    reason: Annotated[
+        str, Field(description='"uncovered_speech" or "hallucination_guard" (more may come).')
+    ]
+    detail: Annotated[str, Field(description="What happened, for people (dropped text).")]
 
 
 class ModelDoc(TypedDict):
@@ -215,6 +238,13 @@ class TranscriptDoc(TypedDict):
     analysis: Annotated[
         AnalysisDoc | None, Field(description="Summary, keywords, chapters, moderation.")
     ]
+    # Added within version 3: absent from older documents, always written now.
+    languages: NotRequired[
+        Annotated[list[str], Field(description="Spoken languages, in order of appearance.")]
+    ]
+    warnings: NotRequired[
+        Annotated[list[WarningDoc], Field(description="Where speech may have been lost.")]
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -265,6 +295,11 @@ def to_document(transcript: Transcript) -> TranscriptDoc:
         "dropped_segments": transcript.dropped_segments,
         "extra": dict(transcript.extra),
         "analysis": None if transcript.analysis is None else analysis_doc(transcript.analysis),
+        "languages": list(transcript.languages),
+        "warnings": [
+            {"start": w.start, "end": w.end, "reason": w.reason, "detail": w.detail}
+            for w in transcript.warnings
+        ],
     }
 
 
@@ -337,6 +372,7 @@ def _segment_doc(s: Segment) -> SegmentDoc:
             }
             for w in s.words
         ],
+        "language": s.language,
     }
 
 
@@ -405,6 +441,10 @@ def from_document(doc: TranscriptDoc) -> Transcript:
         speaker_names={s["id"]: s["name"] for s in doc["speakers"] if s["name"] != s["id"]},
         analysis=None if doc["analysis"] is None else _analysis(doc["analysis"]),
         engine=_engine(doc["engine"], m["name"]),
+        warnings=tuple(
+            TranscriptWarning(float(w["start"]), float(w["end"]), w["reason"], w["detail"])
+            for w in doc.get("warnings", [])
+        ),
     )
 
 
@@ -505,4 +545,5 @@ def _segment(s: SegmentDoc) -> Segment:
         compression_ratio=_opt(s["compression_ratio"]),
         no_speech_prob=_opt(s["no_speech_prob"]),
         flags=tuple(s["flags"]),
+        language=s.get("language"),
     )

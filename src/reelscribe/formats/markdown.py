@@ -36,6 +36,7 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
     out += _analysis_section(transcript)
     out += _transcript_section(transcript)
     out += _segments_section(transcript)
+    out += _warnings_section(transcript)
     if opts.words_in_markdown:
         out += _words_section(transcript)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -43,8 +44,11 @@ def render(transcript: Transcript, options: RenderOptions | None = None) -> str:
 
 def _metadata(transcript: Transcript) -> str:
     model = transcript.model
+    languages = transcript.languages
     parts = [
-        f"Language: {transcript.language} ({transcript.language_probability:.0%})",
+        f"Language: {transcript.language} ({transcript.language_probability:.0%})"
+        if len(languages) < 2
+        else f"Languages: {', '.join(languages)}",
         f"Duration: {_ts(transcript.duration)}",
         f"Model: {model.name} ({model.device}, {model.compute_type})",
         f"Task: {transcript.task}",
@@ -101,8 +105,13 @@ def _analysis_section(transcript: Transcript) -> list[str]:
 def _transcript_section(transcript: Transcript) -> list[str]:
     out = ["## Transcript", ""]
     labelled = has_speakers(transcript)
+    mixed = len(transcript.languages) > 1
     previous: str | None = None
+    language: str | None = None
     for index, para in enumerate(paragraphs(transcript)):
+        if mixed and para.language and para.language != language:
+            out += [f"*Language: {escape(para.language)}*", ""]
+            language = para.language
         text = escape(para.text)
         if labelled and (index == 0 or para.speaker != previous):
             # A label opens each speaker turn; the turn's later paragraphs follow bare.
@@ -116,10 +125,16 @@ def _transcript_section(transcript: Transcript) -> list[str]:
 def _segments_section(transcript: Transcript) -> list[str]:
     out = ["## Timestamped segments", ""]
     labelled = has_speakers(transcript)
+    # With more than one language, a marker opens each stretch in a language.
+    mixed = len(transcript.languages) > 1
+    language: str | None = None
     for seg in transcript.segments:
         text = normalize(seg.text)
         if not text:
             continue
+        if mixed and seg.language and seg.language != language:
+            out += ([""] if language else []) + [f"*Language: {escape(seg.language)}*", ""]
+            language = seg.language
         line = f"- `{_ts(seg.start)} → {_ts(seg.end)}` "
         if labelled:
             line += f"**{escape(_name(transcript, seg.speaker))}:** "
@@ -127,6 +142,16 @@ def _segments_section(transcript: Transcript) -> list[str]:
         if seg.flags:
             line += " _(" + escape(", ".join(seg.flags)) + ")_"
         out.append(line)
+    return [*out, ""]
+
+
+def _warnings_section(transcript: Transcript) -> list[str]:
+    """Where speech may have been lost: a reader must not take the text as complete."""
+    if not transcript.warnings:
+        return []
+    out = ["## Warnings", ""]
+    for w in transcript.warnings:
+        out.append(f"- `{_ts(w.start)} → {_ts(w.end)}` {escape(w.reason)}: {escape(w.detail)}")
     return [*out, ""]
 
 

@@ -28,6 +28,8 @@ class Paragraph:
     start: float
     end: float
     text: str
+    #: The spoken language (a change of language starts a new paragraph).
+    language: str | None = None
 
 
 def segment_pieces(transcript: Transcript) -> list[Paragraph]:
@@ -39,7 +41,7 @@ def segment_pieces(transcript: Transcript) -> list[Paragraph]:
         if not _split_by_word_speaker(seg):
             text = normalize(seg.text)
             if text:
-                pieces.append(Paragraph(seg.speaker, seg.start, seg.end, text))
+                pieces.append(Paragraph(seg.speaker, seg.start, seg.end, text, seg.language))
             continue
         tokens = segment_tokens(seg, unspaced=unspaced)
         begin = 0
@@ -47,7 +49,8 @@ def segment_pieces(transcript: Transcript) -> list[Paragraph]:
             if k == len(tokens) or tokens[k].speaker != tokens[begin].speaker:
                 group = tokens[begin:k]
                 text = join_tokens(group)
-                pieces.append(Paragraph(group[0].speaker, group[0].start, group[-1].end, text))
+                start, end = group[0].start, group[-1].end
+                pieces.append(Paragraph(group[0].speaker, start, end, text, seg.language))
                 begin = k
     return pieces
 
@@ -61,12 +64,12 @@ def paragraphs(transcript: Transcript) -> list[Paragraph]:
     for piece in segment_pieces(transcript):
         if merged:
             last = merged[-1]
-            same_turn = piece.speaker == last.speaker
+            same_turn = piece.speaker == last.speaker and piece.language == last.language
             close = piece.start - last.end < PARAGRAPH_PAUSE
             long_done = len(last.text) >= PARAGRAPH_CHARS and SENTENCE_END.search(last.text)
             if same_turn and close and not long_done:
                 text = f"{last.text} {piece.text}"
-                merged[-1] = Paragraph(last.speaker, last.start, piece.end, text)
+                merged[-1] = Paragraph(last.speaker, last.start, piece.end, text, last.language)
                 continue
         merged.append(piece)
     return merged

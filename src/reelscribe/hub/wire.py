@@ -55,8 +55,9 @@ class HeartbeatAnswer(BaseModel):
 
 
 class StepEventIn(BaseModel):
-    # Only step events: transitions are the queue's to write.
-    kind: Literal["step_start", "step_finish"]
+    # Only step events (and "progress", which carries a transcript's warnings, see
+    # Worker's _Live.warnings): transitions are the queue's to write.
+    kind: Literal["step_start", "step_finish", "progress"]
     data: dict[str, Any] = Field(default_factory=dict)
 
 

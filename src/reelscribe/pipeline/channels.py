@@ -85,6 +85,7 @@ def merge_channels(parts: Sequence[Transcript]) -> Transcript:
         ),
         duration=max(p.duration for p in parts),
         dropped_segments=sum(p.dropped_segments for p in parts),
+        warnings=tuple(sorted((w for p in parts for w in p.warnings), key=lambda w: w.start)),
         turns=tuple(sorted(turns, key=lambda t: (t.start, t.speaker))),
         speaker_names=channel_names(len(parts)),
         extra=first.extra | {"channels": str(len(parts))},

@@ -107,6 +107,9 @@ class PipelineResult:
                 "duration": t.duration,
                 "segments": len(t.segments),
                 "dropped_segments": t.dropped_segments,
+                "languages": list(t.languages),
+                # Where speech may have been lost (pipeline/coverage.py).
+                "warnings": [asdict(w) for w in t.warnings],
                 "model": asdict(t.model),
                 "engine": asdict(t.made_by),
                 "speakers": [{"id": s, "name": t.speaker_name(s)} for s in t.speakers],

@@ -28,7 +28,8 @@ from reelscribe.asr.routing import ROUTES, Engines, falls_back
 from reelscribe.backends.faults import describe
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
-from reelscribe.models import EngineInfo, Segment, Transcript, Word
+from reelscribe.models import EngineInfo, Segment, Transcript, TranscriptWarning, Word
+from reelscribe.pipeline import coverage, languages
 from reelscribe.progress import EtaTracker, ProgressCallback, report
 
 STAGE = "transcribe"
@@ -73,6 +74,14 @@ class TranscribeOptions:
     #: Which engine runs (see :mod:`reelscribe.asr.routing`): local, hosted, or one
     #: then the other when the first fails.
     route: str = "local"
+    # Languages and lost speech (pipeline/languages.py, pipeline/coverage.py).
+    #: Without a forced language: re-check suspect stretches for another language.
+    check_languages: bool = True
+    suspect_logprob: float = -0.5
+    #: One language spot check per this many seconds of speech; 0: none.
+    spot_seconds: float = 600.0
+    #: Speech at least this long (s) with no text becomes a warning.
+    uncovered_speech_seconds: float = 4.0
 
     @classmethod
     def from_settings(
@@ -85,6 +94,10 @@ class TranscribeOptions:
             "batch_size": settings.batch_size,
             "batched_min_duration": settings.batched_min_duration,
             "route": settings.asr_engine,
+            "check_languages": settings.language_check,
+            "suspect_logprob": settings.language_suspect_logprob,
+            "spot_seconds": settings.language_spot_seconds,
+            "uncovered_speech_seconds": settings.uncovered_speech_seconds,
         }
         return cls(**(values | overrides))
 
@@ -149,24 +162,60 @@ def _transcribe_with(
     duration = len(samples) / SAMPLE_RATE
     try:
         result = engine.transcribe(samples, options, progress)
-        speech = _speech_spans(samples) if options.vad and not result.resegment else None
+        # Speech as the VAD finds it: the sequential path's guard against text outside
+        # speech, and (both paths) what the transcript's coverage is checked against.
+        speech = _speech_spans(samples) if options.vad else []
+        guard = speech if options.vad and not result.resegment else None
         segments, dropped = _convert(
-            result.segments, options, duration, speech, progress, resegment=result.resegment
+            result.segments, options, duration, guard, progress, resegment=result.resegment
         )
+        # --- languages hook (pipeline/languages.py): stretches in another language ---
+        language, probability = result.language, result.language_probability
+        extra = {"mode": result.mode}
+        detector = result.detector
+        if options.language is None and detector is not None and options.check_languages:
+
+            def redo(
+                start: float, end: float, lang: str
+            ) -> tuple[list[Segment], list[TranscriptWarning]]:
+                a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+                again = replace(options, language=lang)
+                part = engine.transcribe(samples[a:b], again, None)
+                shifted = ((start + offset, seg) for offset, seg in part.segments)
+                return _convert(shifted, again, duration, guard, None, resegment=part.resegment)
+
+            check = languages.LanguageCheck(
+                suspect_logprob=options.suspect_logprob,
+                spot_every=options.spot_seconds,
+                uncovered_seconds=options.uncovered_speech_seconds,
+            )
+            segments, dropped, found = languages.recheck(
+                detector, samples, segments, dropped, language, speech, redo, check
+            )
+            language, probability = languages.main_language(segments, language, probability, found)
+            if found:
+                extra["languages_rechecked"] = ",".join(
+                    f"{d.language}@{d.start:.1f}-{d.end:.1f}" for d in found
+                )
+        else:
+            segments = languages.tag(segments, options.language or language)
+        # --- coverage hook (pipeline/coverage.py): nothing lost silently ---
+        uncovered = coverage.uncovered_warnings(speech, segments, options.uncovered_speech_seconds)
     except (RuntimeError, ValueError) as exc:
         raise ProcessingError(f"transcription failed: {exc}") from exc
 
     report(progress, STAGE, 1.0, f"{len(segments)} segments")
     return Transcript(
         segments=tuple(segments),
-        language=result.language,
-        language_probability=result.language_probability,
+        language=language,
+        language_probability=probability,
         duration=duration,
         model=result.model,
         task=options.task,
         source_offset=source_offset,
-        dropped_segments=dropped,
-        extra={"mode": result.mode},
+        dropped_segments=len(dropped),
+        extra=extra,
+        warnings=tuple(sorted([*dropped, *uncovered], key=lambda w: (w.start, w.end))),
     )
 
 
@@ -240,21 +289,22 @@ def _convert(
     progress: ProgressCallback | None,
     *,
     resegment: bool = False,
-) -> tuple[list[Segment], int]:
+) -> tuple[list[Segment], list[TranscriptWarning]]:
+    """Our segments, and a warning for each segment the guards dropped."""
     eta = EtaTracker()
     segments: list[Segment] = []
-    dropped = 0
+    dropped: list[TranscriptWarning] = []
     previous: str | None = None
     for offset, raw in raw_segments:
         flags = _flags(raw, options, previous, speech)
         fraction = (offset + raw.end) / duration if duration else 1.0
         report(progress, STAGE, fraction, raw.text.strip()[:60], eta=eta.eta(fraction))
-        if options.drop_hallucinations and _DROP.intersection(flags):
-            dropped += 1
-            continue
-        previous = _normalise(raw.text)
         start = max(0.0, offset + float(raw.start))
         end = max(start, min(duration, offset + float(raw.end)))
+        if options.drop_hallucinations and _DROP.intersection(flags):
+            dropped.append(coverage.dropped_warning(start, end, raw.text, flags))
+            continue
+        previous = _normalise(raw.text)
         words = _words(raw.words, start, end, raw.text, offset)
         pieces = _split_at_sentences(words) if resegment and words else [words]
         for piece in pieces:
