@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reelscribe.asr.engine import EngineOptions, LoadedModel, load_model
+from reelscribe.asr.reuse_detection import batched_model
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
 from reelscribe.models import Segment, Transcript, Word
@@ -220,7 +221,8 @@ def _decode(
     if batched:
         from faster_whisper import BatchedInferencePipeline
 
-        pipeline = BatchedInferencePipeline(loaded.whisper)
+        # On CPU, language detection shares its encoder pass with the first chunk.
+        pipeline = BatchedInferencePipeline(batched_model(loaded, options.language))
         return pipeline.transcribe(  # type: ignore[no-any-return]
             samples,
             batch_size=options.batch_size or (16 if loaded.info.device == "cuda" else 4),
