@@ -311,7 +311,10 @@ def _decode(
     if batched:
         from faster_whisper import BatchedInferencePipeline
 
-        pipeline = BatchedInferencePipeline(loaded.whisper)
+        from reelscribe.asr.reuse_detection import batched_model
+
+        # On CPU, language detection shares its encoder pass with the first chunk.
+        pipeline = BatchedInferencePipeline(batched_model(loaded, options.language))
         return pipeline.transcribe(  # type: ignore[no-any-return]
             samples,
             batch_size=options.batch_size or _batch_size(loaded.info.device),
