@@ -51,7 +51,10 @@ def test_guards_drop_and_flag() -> None:
     )
     assert [s.text for s in kept] == ["Hello there.", "Mumbled words."]
     assert kept[1].flags == ("low_confidence",)
-    assert dropped == 4
+    # Each dropped segment is reported (nothing lost silently), with its times.
+    assert len(dropped) == 4
+    assert {w.reason for w in dropped} == {"hallucination_guard"}
+    assert (20.0, 22.0) in {(w.start, w.end) for w in dropped}
     flagged, _ = _convert(
         [(0.0, seg) for seg in segments],
         TranscribeOptions(drop_hallucinations=False),
