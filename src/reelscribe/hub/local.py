@@ -8,6 +8,7 @@ from typing import Any
 
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import JobStatus
+from reelscribe.backends.db.events import record
 from reelscribe.backends.db.uploads import UploadStore
 from reelscribe.backends.db.workers import WorkerBeat
 from reelscribe.backends.queue import Claim
@@ -17,7 +18,6 @@ from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS
 from reelscribe.hub.base import StepEvent, result_key
 from reelscribe.service.runtime import Runtime
-from reelscribe.service.steps import record
 from reelscribe.service.uploads import COMPLETE
 
 

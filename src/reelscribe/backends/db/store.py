@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -219,6 +219,31 @@ class JobStore:
             await conn.execute(delete(JobEventRow).where(JobEventRow.job_id.in_(ids)))
             await conn.execute(delete(JobRow).where(JobRow.id.in_(ids)))
         return len(ids)
+
+    async def expired_with_results(self, limit: int) -> Sequence[str]:
+        """Ids of up to ``limit`` expired jobs that still name their result files."""
+        stmt = (
+            select(JobRow.id)
+            .where(JobRow.status == JobStatus.EXPIRED, JobRow.result.is_not(None))
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(stmt)).scalars().all()
+
+    async def drop_result(self, job_id: str) -> None:
+        """Forgets the job's result (its files are gone)."""
+        async with self.engine.begin() as conn:
+            # SQL NULL, not JSON null: expired_with_results looks for rows with a result.
+            await conn.execute(update(JobRow).where(JobRow.id == job_id).values(result=null()))
+
+    async def leased(self, job_id: str, token: int) -> JobRow | None:
+        """The job while it is processing under lease ``token``."""
+        stmt = select(JobRow).where(
+            JobRow.id == job_id, JobRow.lease_token == token, JobRow.status == JobStatus.PROCESSING
+        )
+        async with self._session() as session:
+            found: JobRow | None = (await session.scalars(stmt)).one_or_none()
+        return found
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         stmt = select(JobRow.status, func.count()).group_by(JobRow.status)
