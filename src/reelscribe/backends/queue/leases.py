@@ -43,6 +43,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from reelscribe.backends.db.batching import GroupCommit
 from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
+from reelscribe.backends.db.leasing import lease_due
 from reelscribe.backends.db.schema import JobEventRow, JobRow
 from reelscribe.backends.db.types import seconds_since, utc_after, utcnow
 from reelscribe.backends.queue.base import (
@@ -116,33 +117,29 @@ def _fence(claim: Claim) -> ColumnElement[bool]:
     )
 
 
-def _claim_statement(where: ColumnElement[bool]) -> ReturningUpdate[Any]:
-    return (
-        update(T)
-        .where(where)
-        .values(
-            status=JobStatus.PROCESSING,
-            lease_owner=_P_WORKER,
-            lease_token=T.c.lease_token + 1,
-            attempts=T.c.attempts + 1,
-            lease_expires_at=utc_after(_P_LEASE),
-            heartbeat_at=utcnow(),
-            started_at=utcnow(),
-            status_message=case(
-                (T.c.status == JobStatus.PROCESSING, literal(RECLAIMED_MESSAGE)), else_=null()
-            ),
-        )
-        .returning(
-            T.c.id,
-            T.c.lease_token,
-            T.c.attempts,
-            T.c.max_attempts,
-            T.c.priority,
-            T.c.lease_expires_at,
-            T.c.spec,
-            T.c.status_message,
-        )
-    )
+#: What a claim sets: the lease, a new fencing token, one more attempt.
+_CLAIMED: dict[str, Any] = {
+    "status": JobStatus.PROCESSING,
+    "lease_owner": _P_WORKER,
+    "lease_token": T.c.lease_token + 1,
+    "attempts": T.c.attempts + 1,
+    "lease_expires_at": utc_after(_P_LEASE),
+    "heartbeat_at": utcnow(),
+    "started_at": utcnow(),
+    "status_message": case(
+        (T.c.status == JobStatus.PROCESSING, literal(RECLAIMED_MESSAGE)), else_=null()
+    ),
+}
+_CLAIM_RETURNS = (
+    T.c.id,
+    T.c.lease_token,
+    T.c.attempts,
+    T.c.max_attempts,
+    T.c.priority,
+    T.c.lease_expires_at,
+    T.c.spec,
+    T.c.status_message,
+)
 
 
 # Columns cleared whenever a job leaves ``processing``.
@@ -220,19 +217,19 @@ _COMPLETE = {
     for retained in (False, True)
 }
 
-_CANDIDATE = T.alias("candidate")
 #: ONE statement: pick the first claimable row (skipping rows another transaction has
 #: locked) and lease it.
-_CLAIM_NEXT = _claim_statement(
-    T.c.id
-    == select(_CANDIDATE.c.id)
-    .where(_claimable(_CANDIDATE))
-    .order_by(_CANDIDATE.c.priority, _CANDIDATE.c.created_at, _CANDIDATE.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .scalar_subquery()
+_CLAIM_NEXT = lease_due(
+    T,
+    due=_claimable,
+    order=lambda t: (t.c.priority, t.c.created_at, t.c.id),
+    limit=1,
+    values=_CLAIMED,
+    returning=_CLAIM_RETURNS,
 )
-_CLAIM_JOB = _claim_statement(and_(T.c.id == _P_JOB, _claimable(T)))
+_CLAIM_JOB = (
+    update(T).where(T.c.id == _P_JOB, _claimable(T)).values(_CLAIMED).returning(*_CLAIM_RETURNS)
+)
 _HEARTBEAT = (
     update(T)
     .where(_FENCE)
