@@ -72,10 +72,13 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                # /readyz, not /healthz: the process answers before its runtime has
+                # started, and a request then gets 503 "starting".
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise RuntimeError(f"{self.role} did not start")
 
     def peak_rss_mb(self) -> float:

@@ -28,7 +28,7 @@ log = logging.getLogger("reelscribe.service")
 
 
 async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> None:
-    from reelscribe.service.webhooks import Dispatcher
+    from reelscribe.webhooks import Dispatcher
 
     allowed = tuple(runtime.settings.allowed_networks)
     async with Dispatcher(runtime.engine, runtime.secret, allowed_networks=allowed) as dispatcher:

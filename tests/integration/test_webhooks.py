@@ -34,7 +34,7 @@ from reelscribe.errors import InvalidInputError
 from reelscribe.migrations import upgrade_async
 from reelscribe.service.spec import JobSpec, Source
 from reelscribe.service.webhook_signing import sign, signature_header
-from reelscribe.service.webhooks import (
+from reelscribe.webhooks import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_AGE,
     Dispatcher,

@@ -184,9 +184,9 @@ def _transient_classes() -> list[type[Exception]]:
     app (not by the outermost Exception handler, which re-raises to the server after
     answering): the 503 is the whole story, no traceback per request."""
     classes: list[type[Exception]] = [OSError, TimeoutError, EOFError]
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from reelscribe.backends.db.engine import DATABASE_ERRORS
 
-    classes += [DBAPIError, SQLAlchemyError]
+    classes += DATABASE_ERRORS
     try:
         from redis.exceptions import RedisError
     except ImportError:  # the redis extra is not installed

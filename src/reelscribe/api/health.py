@@ -18,14 +18,12 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select, text
 
 from reelscribe.api import metrics
 from reelscribe.api.deps import AdminKey, RuntimeDep
 from reelscribe.api.errors import error_responses
 from reelscribe.api.schemas import Check, Health, Readiness
-from reelscribe.backends.db import JobRow, JobStatus, reader, workers
-from reelscribe.backends.db.types import seconds_since
+from reelscribe.backends.db import stats, workers
 from reelscribe.service.runtime import Runtime
 
 router = APIRouter(tags=["health"])
@@ -38,8 +36,7 @@ async def healthz() -> Health:
 
 
 async def _database(runtime: Runtime) -> None:
-    async with runtime.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    await stats.ping(runtime.engine)
 
 
 async def _queue(runtime: Runtime) -> None:
@@ -64,12 +61,7 @@ async def _workers(runtime: Runtime) -> dict[str, Any]:
     stale = runtime.settings.worker_stale_seconds
     live = await workers.live_workers(runtime.engine, within=stale)
     healthy = [w for w in live if w.healthy(stale)]
-    async with reader(runtime.engine).connect() as conn:
-        waiting = (await conn.execute(
-            select(func.count()).select_from(JobRow).where(
-                JobRow.status == JobStatus.QUEUED, seconds_since(JobRow.run_after) > stale
-            )
-        )).scalar_one()  # fmt: skip
+    waiting = await stats.overdue(runtime.engine, stale)
     details: dict[str, Any] = {
         "live": len(live),
         "healthy": len(healthy),

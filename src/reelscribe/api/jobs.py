@@ -36,7 +36,7 @@ from reelscribe.service.spec import (
     METADATA_MAX_VALUE_CHARS,
     JobSpec,
 )
-from reelscribe.service.webhooks import list_deliveries
+from reelscribe.webhooks import list_deliveries
 
 router = APIRouter(
     prefix="/api/jobs", tags=["jobs"], responses=error_responses(400, 401, 403, 422, 429)

@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, reader, workers
+from reelscribe.backends.db import JobStatus, stats, workers
 from reelscribe.service.runtime import Runtime
 
 WINDOW = timedelta(hours=1)
@@ -57,28 +56,14 @@ def summary(name: str, doc: str, groups: dict[tuple[tuple[str, str], ...], list[
 
 async def collect(runtime: Runtime, now: datetime | None = None) -> list[Metric]:
     since = (now or datetime.now(UTC)) - WINDOW
-    engine = reader(runtime.engine)
-    async with engine.connect() as conn:
-        counts = dict(
-            (await conn.execute(select(JobRow.status, func.count()).group_by(JobRow.status))).all()
-        )
-        steps = (
-            await conn.execute(
-                select(JobEventRow.data).where(
-                    JobEventRow.kind == EventKind.STEP_FINISH, JobEventRow.at >= since
-                )
-            )
-        ).scalars()
-        durations: dict[tuple[tuple[str, str], ...], list[float]] = {}
-        for data in steps:
-            seconds = data.get("duration")
-            if isinstance(seconds, int | float):
-                durations.setdefault((("step", str(data.get("step"))),), []).append(float(seconds))
-        claims = (
-            await conn.execute(
-                select(JobRow.started_at, JobRow.run_after).where(JobRow.started_at >= since)
-            )
-        ).all()
+    recent = await stats.activity(runtime.engine, since)
+    counts = recent.counts
+    durations: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    for data in recent.steps:
+        seconds = data.get("duration")
+        if isinstance(seconds, int | float):
+            durations.setdefault((("step", str(data.get("step"))),), []).append(float(seconds))
+    claims = recent.claims
     latencies = [
         max(0.0, (started - due).total_seconds()) for started, due in claims if started and due
     ]

@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import JobStatus
-from reelscribe.backends.db.schema import UploadRow
+from reelscribe.backends.db.events import record
+from reelscribe.backends.db.uploads import UploadStore
 from reelscribe.backends.db.workers import WorkerBeat
 from reelscribe.backends.queue import Claim
 from reelscribe.backends.storage import BlobStore
@@ -19,7 +18,7 @@ from reelscribe.files import sha256_file
 from reelscribe.formats import FORMATS
 from reelscribe.hub.base import StepEvent, result_key
 from reelscribe.service.runtime import Runtime
-from reelscribe.service.steps import record
+from reelscribe.service.uploads import COMPLETE
 
 
 class LocalHub:
@@ -52,11 +51,8 @@ class LocalHub:
         self.runtime.changes.notify(claim.job_id)
 
     async def source(self, claim: Claim, upload_id: str, folder: Path) -> Path:
-        async with self.runtime.engine.connect() as conn:
-            upload = (await conn.execute(
-                select(UploadRow).where(UploadRow.id == upload_id)
-            )).one_or_none()  # fmt: skip
-        if upload is None or upload.storage_key is None or upload.state != "complete":
+        upload = await UploadStore(self.runtime.engine).find(upload_id)
+        if upload is None or upload.storage_key is None or upload.state != COMPLETE:
             raise InvalidInputError(f"upload {upload_id} is missing or incomplete")
         path = _fresh(folder, upload.filename)
         local = self.runtime.storage.local_path(upload.storage_key)

@@ -25,7 +25,6 @@ from reelscribe.asr.faster_whisper import (
     window_bounds,
 )
 from reelscribe.asr.routing import ROUTES, Engines, falls_back
-from reelscribe.backends.faults import describe
 from reelscribe.config import Settings
 from reelscribe.errors import InvalidInputError, ProcessingError
 from reelscribe.models import EngineInfo, Segment, Transcript, TranscriptWarning, Word
@@ -144,7 +143,7 @@ def transcribe(
             if i + 1 == len(order) or not falls_back(exc):
                 raise
             log.warning("transcription with %s failed, trying %s: %s", engine.name,
-                        order[i + 1].name, describe(exc))  # fmt: skip
+                        order[i + 1].name, f"{type(exc).__name__}: {exc}")  # fmt: skip
             failed = engine.name
             continue
         info = EngineInfo(engine.name, transcript.model.name, fallback_from=failed)

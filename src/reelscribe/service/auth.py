@@ -31,12 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Select, and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
+from reelscribe.backends.db import AsyncEngine, JobStatus, new_job_id
+from reelscribe.backends.db.keys import KeyStore
 from reelscribe.backends.db.schema import ApiKeyRow
-from reelscribe.backends.db.types import utcnow
 from reelscribe.config import Settings
 from reelscribe.errors import (
     InvalidInputError,
@@ -143,7 +140,7 @@ def _start_of_day(now: datetime) -> datetime:
 class KeyService:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine
-        self._reader = reader(engine)
+        self.store = KeyStore(engine)
         self.settings = settings
         self.limiter = SlidingWindow()
 
@@ -173,8 +170,7 @@ class KeyService:
             "rate_limit_per_minute": rate_limit_per_minute,
             "quota_audio_minutes_per_day": quota_audio_minutes_per_day,
         }
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(ApiKeyRow).values(values))
+        await self.store.insert(values)
         return await self.get(key_id), secret
 
     async def ensure(self, secret: str, *, name: str = "admin") -> ApiKey:
@@ -186,26 +182,16 @@ class KeyService:
         return key
 
     async def get(self, key_id: str) -> ApiKey:
-        rows = await self._rows(select(ApiKeyRow).where(ApiKeyRow.id == key_id))
-        if not rows:
+        row = await self.store.by_id(key_id)
+        if row is None:
             raise KeyNotFoundError(f"no API key {key_id}")
-        return rows[0]
+        return ApiKey.from_row(row)
 
     async def list_keys(self) -> Sequence[ApiKey]:
-        return await self._rows(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id))
-
-    async def _rows(self, stmt: Select[Any]) -> list[ApiKey]:
-        async with AsyncSession(bind=self._reader) as session:
-            return [ApiKey.from_row(row) for row in (await session.scalars(stmt)).all()]
+        return [ApiKey.from_row(row) for row in await self.store.all()]
 
     async def revoke(self, key_id: str) -> ApiKey:
-        stmt = (
-            update(ApiKeyRow)
-            .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+        await self.store.revoke(key_id)
         return await self.get(key_id)  # revoking twice is not an error
 
     # --- checking callers --------------------------------------------------------------
@@ -222,9 +208,8 @@ class KeyService:
         return key
 
     async def _by_hash(self, key_hash: str) -> ApiKey | None:
-        # Looked up by hash: the index compares digests, never the secret itself.
-        rows = await self._rows(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash))
-        return rows[0] if rows else None
+        row = await self.store.by_hash(key_hash)
+        return None if row is None else ApiKey.from_row(row)
 
     def check_rate(self, key: ApiKey) -> None:
         if key.id is None:
@@ -237,17 +222,7 @@ class KeyService:
     async def audio_seconds_today(self, key: ApiKey, now: datetime | None = None) -> float:
         """Audio seconds of the key's jobs created today (UTC), jobs cancelled before a
         worker took them excepted."""
-        since = _start_of_day(now or datetime.now(UTC))
-        never_ran = and_(JobRow.status == JobStatus.CANCELLED, JobRow.started_at.is_(None))
-        stmt = select(
-            JobRow.spec, JobRow.result, JobRow.status, JobRow.audio_reserved_seconds
-        ).where(
-            JobRow.owner_key_id == key.id,
-            JobRow.created_at >= since,
-            ~never_ran,
-        )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
+        rows = await self.store.jobs_since(key.id, _start_of_day(now or datetime.now(UTC)))
         return sum(job_audio_seconds(*row) for row in rows)
 
     async def check_quota(self, key: ApiKey, requested_seconds: float | None) -> float | None:

@@ -32,12 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelscribe.backends.db import new_job_id, reader
+from reelscribe.backends.db import new_job_id
 from reelscribe.backends.db.schema import UploadRow
-from reelscribe.backends.db.types import utcnow
 from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, PartInfo, PutResult
 from reelscribe.backends.storage.base import validate_content_type
 from reelscribe.errors import (
@@ -111,7 +108,6 @@ class DirectUploadService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.uploads = uploads
-        self._reader = reader(runtime.engine)
         # One completion per upload at a time in this process; across processes the
         # conditional UPDATE (state still "presigned") decides.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -153,8 +149,7 @@ class DirectUploadService:
             "expected_sha256": digest,
         }
         try:
-            async with self.runtime.engine.begin() as conn:
-                await conn.execute(insert(UploadRow).values(values))
+            await self.uploads.store.insert(values)
         except BaseException:
             # Shielded: the parts must go even when we are here because of cancellation.
             with anyio.CancelScope(shield=True):
@@ -208,20 +203,16 @@ class DirectUploadService:
                     f"the declared ({row.size} bytes, sha256 {row.expected_sha256}): the "
                     "upload was deleted, start again"
                 )
-            stmt = (
-                update(UploadRow)
-                .where(UploadRow.id == row.id, UploadRow.state == PRESIGNED)
-                .values(
-                    state=COMPLETE,
-                    received=result.size,
-                    sha256=result.sha256,
-                    multipart_id=None,
-                    updated_at=utcnow(),
-                )
+            completed = await self.uploads.store.update(
+                row.id,
+                when_state=PRESIGNED,
+                state=COMPLETE,
+                received=result.size,
+                sha256=result.sha256,
+                multipart_id=None,
             )
-            async with self.runtime.engine.begin() as conn:
-                if (await conn.execute(stmt)).rowcount != 1:
-                    raise UploadStateError(f"upload {upload_id} was completed concurrently")
+            if not completed:
+                raise UploadStateError(f"upload {upload_id} was completed concurrently")
             return await self.uploads.get(upload_id, caller)
 
     async def abort(self, row: UploadRow) -> None:
@@ -234,14 +225,7 @@ class DirectUploadService:
         seconds (``upload_staging_seconds``), parts and row; returns how many went."""
         age = self.settings.upload_staging_seconds if max_age is None else max_age
         cutoff = datetime.now(UTC) - timedelta(seconds=age)
-        stmt = (
-            select(UploadRow)
-            .where(UploadRow.state == PRESIGNED, UploadRow.updated_at < cutoff)
-            .order_by(UploadRow.updated_at)
-            .limit(limit)
-        )
-        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.uploads.store.unused_since([PRESIGNED], cutoff, limit)
         for row in rows:
             await self._discard(row)
         return len(rows)
@@ -284,8 +268,7 @@ class DirectUploadService:
     async def _discard(self, row: UploadRow) -> None:
         """The row first, then the bytes (as UploadService does): a crash in between
         leaves bytes without a row, never a row whose bytes are gone."""
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(delete(UploadRow).where(UploadRow.id == row.id))
+        await self.uploads.store.remove(row.id, None)  # its bytes are its own, never shared
         try:
             await self.abort(row)
             if row.storage_key is not None:

@@ -17,11 +17,10 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
-from sqlalchemy import make_url, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelscribe.asr.catalog import check_job_model
-from reelscribe.backends.db import JobRow, JobStatus, create_engine, reader
+from reelscribe.backends.db import AsyncEngine
+from reelscribe.backends.db.estimates import recent_results, results_at, set_estimate
 from reelscribe.backends.faults import describe
 from reelscribe.backends.storage import ByteRange
 from reelscribe.config import Settings
@@ -57,33 +56,15 @@ def device_of(setting: str) -> str:
 
 async def learn_speeds(engine: AsyncEngine, history: int) -> SpeedTable:
     """Step speeds learnt from the step timings of the ``history`` latest done jobs."""
-    stmt = (
-        select(JobRow.result)
-        .where(JobRow.status == JobStatus.DONE, JobRow.result.is_not(None))
-        .order_by(JobRow.finished_at.desc())
-        .limit(history)
-    )
-    async with engine.connect() as conn:
-        results = (await conn.execute(stmt)).scalars().all()
-    return SpeedTable.learn(s for r in results if isinstance(r, dict) for s in samples_of(r))
+    results = await recent_results(engine, history)
+    return SpeedTable.learn(s for r in results for s in samples_of(r))
 
 
 async def deployment_speeds(settings: Settings) -> tuple[SpeedTable, str | None]:
     """The speeds the deployment whose database ``settings`` name has measured (for
-    the CLI), and why there are none when there are none: no database yet (a SQLite
-    file that does not exist is not created), or one that cannot be read."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        path = url.database or ""
-        if not path or path == ":memory:" or not Path(path).is_file():
-            return SpeedTable(), f"no job database at {path or settings.database_url}"
-    engine = create_engine(url)
-    try:
-        return await learn_speeds(reader(engine), settings.estimate_history), None
-    except Exception as exc:  # unreachable, no tables yet: the defaults still answer
-        return SpeedTable(), f"the job database cannot be read ({type(exc).__name__})"
-    finally:
-        await engine.dispose()
+    the CLI), and why there are none when there are none."""
+    results, note = await results_at(settings.database_url, settings.estimate_history)
+    return SpeedTable.learn(s for r in results for s in samples_of(r)), note
 
 
 class EstimateService:
@@ -92,12 +73,11 @@ class EstimateService:
         self.settings = runtime.settings
         self.uploads = uploads
         self.prices = Prices.from_settings(runtime.settings)
-        self._reader = reader(runtime.engine)
         self._pending: set[asyncio.Task[dict[str, Any] | None]] = set()
 
     async def speeds(self) -> SpeedTable:
         """Step speeds learnt from the latest finished jobs' step timings."""
-        return await learn_speeds(self._reader, self.settings.estimate_history)
+        return await learn_speeds(self.runtime.engine, self.settings.estimate_history)
 
     async def estimate(
         self, spec: JobSpec, caller: ApiKey, *, speeds: SpeedTable | None = None
@@ -142,10 +122,7 @@ class EstimateService:
     ) -> dict[str, Any] | None:
         try:
             estimate = (await self.estimate(spec, caller, speeds=speeds)).to_dict()
-            async with self.runtime.engine.begin() as conn:
-                await conn.execute(
-                    update(JobRow).where(JobRow.id == job_id).values(estimate=estimate)
-                )
+            await set_estimate(self.runtime.engine, job_id, estimate)
         except Exception as exc:  # an estimate is a courtesy: never the job's failure
             log.info("job %s: no estimate: %s", job_id, describe(exc))
             return None

@@ -32,11 +32,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
-
 from reelscribe.backends.db import workers
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
-from reelscribe.backends.db.schema import JobRow, UploadRow
+from reelscribe.backends.db.schema import JobRow
+from reelscribe.backends.db.uploads import UploadStore
 from reelscribe.backends.queue import Claim
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
 from reelscribe.errors import (
@@ -50,6 +49,7 @@ from reelscribe.hub.base import StepEvent, result_key
 from reelscribe.hub.local import LocalHub
 from reelscribe.service.auth import ApiKey
 from reelscribe.service.runtime import Runtime
+from reelscribe.service.uploads import COMPLETE
 
 #: Worker liveness rows written here carry this prefix (``/readyz`` tells them apart).
 REMOTE_PREFIX = "remote:"
@@ -102,13 +102,9 @@ class WorkerGateway:
             spec={}, receipt=data["r"],
         )  # fmt: skip
 
-    async def _fence(self, claim: Claim) -> Row[Any]:
+    async def _fence(self, claim: Claim) -> JobRow:
         """The job's row while ``claim`` is its current lease; else raises LeaseLost."""
-        async with self.runtime.engine.connect() as conn:
-            row = (await conn.execute(select(JobRow).where(
-                JobRow.id == claim.job_id, JobRow.lease_token == claim.token,
-                JobRow.status == JobStatus.PROCESSING,
-            ))).one_or_none()  # fmt: skip
+        row = await self.runtime.jobs.leased(claim.job_id, claim.token)
         if row is None:
             raise LeaseLost(f"job {claim.job_id}: lease token {claim.token} is no longer current")
         return row
@@ -174,11 +170,8 @@ class WorkerGateway:
         upload_id = (job.spec.get("source") or {}).get("upload_id")
         if not upload_id:
             raise InvalidInputError(f"job {claim.job_id} has no uploaded source")
-        async with self.runtime.engine.connect() as conn:
-            upload = (await conn.execute(
-                select(UploadRow).where(UploadRow.id == upload_id)
-            )).one_or_none()  # fmt: skip
-        if upload is None or upload.storage_key is None or upload.state != "complete":
+        upload = await UploadStore(self.runtime.engine).find(upload_id)
+        if upload is None or upload.storage_key is None or upload.state != COMPLETE:
             raise InvalidInputError(f"upload {upload_id} is missing or incomplete")
         ttl = self.runtime.settings.link_ttl_seconds
         url = await self.runtime.storage.signed_url(upload.storage_key, ttl)

@@ -27,13 +27,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reelscribe.asr.catalog import check_job_model
 from reelscribe.asr.routing import check_job_engine
-from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus, Priority, reader
-from reelscribe.backends.db.types import utcnow
+from reelscribe.backends.db import (
+    AsyncEngine,
+    EventKind,
+    JobEventRow,
+    JobRow,
+    JobStatus,
+    JobStore,
+    Priority,
+)
 from reelscribe.errors import (
     GoneError,
     HostNotFoundError,
@@ -102,13 +107,10 @@ async def blocked_key(engine: AsyncEngine, key: str) -> bool:
     parts = key.split("/")
     if len(parts) < 3 or parts[0] != "results":
         return False
-    async with engine.connect() as conn:
-        row = (await conn.execute(
-            select(JobRow.status, JobRow.result).where(JobRow.id == parts[1])
-        )).one_or_none()  # fmt: skip
-    if row is None or row.status is not JobStatus.BLOCKED:
+    found = await JobStore(engine).outcome(parts[1])
+    if found is None or found[0] is not JobStatus.BLOCKED:
         return False
-    return key not in blocked_outputs(row.result or {})
+    return key not in blocked_outputs(found[1] or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,6 @@ class JobService:
         self.keys = keys
         self.uploads = uploads
         self.allowlist = Allowlist.parse(runtime.settings.allowed_networks)
-        self._reader = reader(runtime.engine)
         self._depth = QueueDepth(self.queued_count)
         self._quota_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -271,9 +272,7 @@ class JobService:
             )
 
     async def queued_count(self) -> int:
-        stmt = select(func.count()).select_from(JobRow).where(JobRow.status == JobStatus.QUEUED)
-        async with self._reader.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+        return await self.runtime.jobs.count(JobStatus.QUEUED)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -300,27 +299,19 @@ class JobService:
         """Newest first; returns a page and the cursor of the next one. Ids are UUIDv7,
         so ordering by id is creation order and the cursor is simply the last id seen
         (any string works: the page starts below it)."""
-        stmt = select(JobRow).order_by(JobRow.id.desc()).limit(limit + 1)
-        if not caller.is_admin:
-            stmt = stmt.where(JobRow.owner_key_id == caller.id)
-        if status is not None:
-            stmt = stmt.where(JobRow.status == status)
-        if cursor is not None:
-            stmt = stmt.where(JobRow.id < cursor)
-        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.runtime.jobs.page(
+            owner_key_id=caller.id,
+            any_owner=caller.is_admin,
+            status=status,
+            limit=limit + 1,
+            below=cursor,
+        )
         more = len(rows) > limit
         page = rows[:limit]
         return page, page[-1].id if more else None
 
     async def events_after(self, job_id: str, after_id: int = 0) -> Sequence[JobEventRow]:
-        stmt = (
-            select(JobEventRow)
-            .where(JobEventRow.job_id == job_id, JobEventRow.id > after_id)
-            .order_by(JobEventRow.id)
-        )
-        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            return (await session.scalars(stmt)).all()
+        return await self.runtime.jobs.events_after(job_id, after_id)
 
     # --- changing ------------------------------------------------------------------------
 
@@ -355,11 +346,7 @@ class JobService:
                 )
         # Workers store every output under results/<job id>/ (see reelscribe.worker).
         await self.runtime.storage.delete_prefix(f"results/{job_id}/")
-        async with self.runtime.engine.begin() as conn:
-            # Explicit, not only ON DELETE CASCADE: SQLite honours that only with
-            # foreign keys switched on for the connection.
-            await conn.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
-            await conn.execute(delete(JobRow).where(JobRow.id == job_id))
+        await self.runtime.jobs.delete(job_id)
 
     # --- edits ------------------------------------------------------------------------------
 
@@ -429,15 +416,9 @@ class JobService:
         result["transcript_key"] = transcript_key
         if update_spec is not None:
             update_spec(spec)
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(result=result, spec=spec.model_dump(mode="json"), updated_at=utcnow())
-            )
-            await conn.execute(
-                insert(JobEventRow).values(job_id=job_id, kind=EventKind.PROGRESS, data=event)
-            )
+        await self.runtime.jobs.edit(
+            job_id, result=result, spec=spec.model_dump(mode="json"), event=event
+        )
         self.runtime.changes.notify(job_id)
         return await self._row(job_id)
 
@@ -486,14 +467,7 @@ class JobService:
         return row, views
 
     async def _typical_durations(self) -> dict[str, float]:
-        stmt = (
-            select(JobEventRow.data)
-            .where(JobEventRow.kind == EventKind.STEP_FINISH)
-            .order_by(JobEventRow.id.desc())
-            .limit(_HISTORY)
-        )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).scalars().all()
+        rows = await self.runtime.jobs.recent_steps(_HISTORY)
         seen: dict[str, list[float]] = {}
         for data in rows:
             seconds = data.get("duration")

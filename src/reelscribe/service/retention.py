@@ -21,10 +21,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import null, select, update
-
 from reelscribe.backends.db.enums import JobStatus
-from reelscribe.backends.db.schema import JobRow
 from reelscribe.service.direct_uploads import DirectUploadService
 from reelscribe.service.runtime import Runtime
 from reelscribe.service.uploads import UploadService
@@ -39,17 +36,10 @@ def results_prefix(job_id: str) -> str:
 async def sweep(runtime: Runtime, *, limit: int = 500) -> int:
     """Expires due jobs and deletes their files; returns how many jobs were cleaned."""
     await runtime.jobs.expire_done()
-    async with runtime.engine.connect() as conn:
-        ids = (await conn.execute(
-            select(JobRow.id)
-            .where(JobRow.status == JobStatus.EXPIRED, JobRow.result.is_not(None))
-            .limit(limit)
-        )).scalars().all()  # fmt: skip
+    ids = await runtime.jobs.expired_with_results(limit)
     for job_id in ids:
         await runtime.storage.delete_prefix(results_prefix(job_id))
-        async with runtime.engine.begin() as conn:
-            # SQL NULL, not JSON null: the sweep's query looks for rows with a result.
-            await conn.execute(update(JobRow).where(JobRow.id == job_id).values(result=null()))
+        await runtime.jobs.drop_result(job_id)
     return len(ids)
 
 

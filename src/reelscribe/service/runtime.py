@@ -9,7 +9,6 @@ import contextlib
 import ipaddress
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +16,8 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import NullPool
-
-from reelscribe.backends.db import JobStore, create_engine
+from reelscribe.backends.db import AsyncEngine, JobStore
+from reelscribe.backends.db.engine import migrate
 from reelscribe.backends.open import open_database, open_queue, open_storage
 from reelscribe.backends.queue import Queue
 from reelscribe.backends.storage import BlobStore
@@ -89,29 +85,6 @@ def _private_database(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     with contextlib.suppress(PermissionError):  # someone else's file: leave it be
         path.chmod(FILE_MODE)
-
-
-#: PostgreSQL advisory lock held while migrating ("reelscribe" in ASCII).
-MIGRATION_LOCK = 0x7265656C73637269
-
-
-async def migrate(url: str, upgrade: Callable[[str], Awaitable[None]]) -> None:
-    """Runs ``upgrade(url)``; on PostgreSQL under an advisory lock, so processes that
-    start together (an API and a worker waiting for the same database to come back)
-    migrate one after the other instead of colliding on the first CREATE TABLE."""
-    if not url.startswith(("postgres", "postgresql")):
-        await upgrade(url)
-        return
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-            try:
-                await upgrade(url)
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
-    finally:
-        await engine.dispose()
 
 
 @dataclass

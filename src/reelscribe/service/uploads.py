@@ -39,12 +39,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import anyio
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelscribe.backends.db import JobRow, JobStatus, new_job_id, reader
+from reelscribe.backends.db import new_job_id
 from reelscribe.backends.db.schema import UploadRow
-from reelscribe.backends.db.types import utcnow
+from reelscribe.backends.db.uploads import UploadStore
 from reelscribe.backends.storage import DEFAULT_CONTENT_TYPE, content_key
 from reelscribe.backends.storage.base import clean_filename, validate_content_type
 from reelscribe.config import Settings
@@ -124,7 +122,7 @@ class UploadService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.staging = staging or staging_dir(runtime.settings)
-        self._reader = reader(runtime.engine)
+        self.store = UploadStore(runtime.engine)
         # One appender per upload in this process; across processes the conditional
         # UPDATE of ``received`` keeps the row right (the staging file is per host).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -164,8 +162,7 @@ class UploadService:
             "sha256": stored.sha256,
             "storage_key": key,
         }
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(insert(UploadRow).values(values))
+        await self.store.insert(values)
         return await self._get(upload_id)
 
     # --- resumable ------------------------------------------------------------------
@@ -189,8 +186,7 @@ class UploadService:
             "size": size,
             "received": 0,
         }
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(insert(UploadRow).values(values))
+        await self.store.insert(values)
         return await self._get(upload_id)
 
     async def append(
@@ -252,13 +248,7 @@ class UploadService:
 
     async def _rewind(self, upload_id: str, old: int, new: int) -> bool:
         """Sets ``received`` from ``old`` to ``new``; False if it was not ``old``."""
-        stmt = (
-            update(UploadRow)
-            .where(UploadRow.id == upload_id, UploadRow.received == old)
-            .values(received=new, updated_at=utcnow())
-        )
-        async with self.runtime.engine.begin() as conn:
-            return (await conn.execute(stmt)).rowcount == 1
+        return await self.store.set_received(upload_id, old, new)
 
     async def _finalize(self, row: UploadRow) -> None:
         path = self.staging / row.id
@@ -267,13 +257,7 @@ class UploadService:
         storage = self.runtime.storage
         if not await storage.exists(key):  # the same bytes uploaded before: keep one copy
             await storage.put_file(key, path, row.content_type or DEFAULT_CONTENT_TYPE)
-        stmt = (
-            update(UploadRow)
-            .where(UploadRow.id == row.id)
-            .values(state=COMPLETE, sha256=sha256, storage_key=key, updated_at=utcnow())
-        )
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(stmt)
+        await self.store.update(row.id, state=COMPLETE, sha256=sha256, storage_key=key)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -291,9 +275,7 @@ class UploadService:
 
     async def touch(self, upload_id: str) -> None:
         """Marks the upload used now: its retention counts from its last use."""
-        stmt = update(UploadRow).where(UploadRow.id == upload_id).values(updated_at=utcnow())
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(stmt)
+        await self.store.update(upload_id)
 
     async def delete(self, upload_id: str, caller: ApiKey) -> None:
         """Deletes the caller's upload (an admin's: any) and its bytes; refused while
@@ -308,32 +290,17 @@ class UploadService:
 
     async def in_use(self, upload_ids: list[str]) -> set[str]:
         """Which of these uploads a queued or running job names as its source."""
-        named = JobRow.spec[("source", "upload_id")].as_string()
-        stmt = select(named).where(
-            JobRow.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING]), named.in_(upload_ids)
-        )
-        async with self._reader.connect() as conn:
-            return {str(v) for v in (await conn.execute(stmt)).scalars().all()}
+        return await self.store.in_use(upload_ids)
 
     async def _remove(self, row: UploadRow) -> None:
         # The row first: a crash after it leaves an unreferenced blob, never a row
         # whose bytes are gone.
-        async with self.runtime.engine.begin() as conn:
-            await conn.execute(delete(UploadRow).where(UploadRow.id == row.id))
-            shared = None
-            if row.storage_key is not None:
-                shared = (
-                    await conn.execute(
-                        select(UploadRow.id)
-                        .where(UploadRow.storage_key == row.storage_key)
-                        .limit(1)
-                    )
-                ).scalar()
+        shared = await self.store.remove(row.id, row.storage_key)
         self._complete.pop(row.id, None)
         if row.multipart_id is not None and row.storage_key is not None:
             # A direct upload in progress: its parts wait in the store.
             await self.runtime.storage.abort_multipart(row.storage_key, row.multipart_id)
-        if row.storage_key is not None and shared is None:
+        if row.storage_key is not None and not shared:
             await self.runtime.storage.delete(row.storage_key)
         with contextlib.suppress(FileNotFoundError):
             await anyio.Path(self.staging / row.id).unlink()
@@ -344,14 +311,7 @@ class UploadService:
         how many went."""
         age = self.settings.upload_retention_seconds if max_age is None else max_age
         cutoff = datetime.now(UTC) - timedelta(seconds=age)
-        stmt = (
-            select(UploadRow)
-            .where(UploadRow.state.in_([COMPLETE, OPEN]), UploadRow.updated_at < cutoff)
-            .order_by(UploadRow.updated_at)
-            .limit(limit)
-        )
-        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.store.unused_since([COMPLETE, OPEN], cutoff, limit)
         if not rows:
             return 0
         needed = await self.in_use([row.id for row in rows])
@@ -382,10 +342,7 @@ class UploadService:
         if cached is not None and time.monotonic() - cached[1] < _COMPLETE_SECONDS:
             self._complete.move_to_end(upload_id)
             return cached[0]
-        async with AsyncSession(bind=self._reader, expire_on_commit=False) as session:
-            row = (
-                await session.scalars(select(UploadRow).where(UploadRow.id == upload_id))
-            ).one_or_none()
+        row = await self.store.find(upload_id)
         self._complete.pop(upload_id, None)
         if row is not None and row.state == COMPLETE:
             self._complete[upload_id] = (row, time.monotonic())

@@ -13,13 +13,14 @@ locked" without waiting at all.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import URL, event, make_url
+from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from reelscribe.errors import InvalidInputError
 
@@ -94,3 +95,30 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_begin(conn: Connection) -> None:
         read = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+#: What a database that is down or restarting raises (the API answers 503).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, SQLAlchemyError)
+
+
+#: PostgreSQL advisory lock held while migrating ("reelscribe" in ASCII).
+MIGRATION_LOCK = 0x7265656C73637269
+
+
+async def migrate(url: str, upgrade: Callable[[str], Awaitable[None]]) -> None:
+    """Runs ``upgrade(url)``; on PostgreSQL under an advisory lock, so processes that
+    start together (an API and a worker waiting for the same database to come back)
+    migrate one after the other instead of colliding on the first CREATE TABLE."""
+    if not url.startswith(("postgres", "postgresql")):
+        await upgrade(url)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                await upgrade(url)
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        await engine.dispose()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -219,6 +219,105 @@ class JobStore:
             await conn.execute(delete(JobEventRow).where(JobEventRow.job_id.in_(ids)))
             await conn.execute(delete(JobRow).where(JobRow.id.in_(ids)))
         return len(ids)
+
+    async def expired_with_results(self, limit: int) -> Sequence[str]:
+        """Ids of up to ``limit`` expired jobs that still name their result files."""
+        stmt = (
+            select(JobRow.id)
+            .where(JobRow.status == JobStatus.EXPIRED, JobRow.result.is_not(None))
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(stmt)).scalars().all()
+
+    async def drop_result(self, job_id: str) -> None:
+        """Forgets the job's result (its files are gone)."""
+        async with self.engine.begin() as conn:
+            # SQL NULL, not JSON null: expired_with_results looks for rows with a result.
+            await conn.execute(update(JobRow).where(JobRow.id == job_id).values(result=null()))
+
+    async def leased(self, job_id: str, token: int) -> JobRow | None:
+        """The job while it is processing under lease ``token``."""
+        stmt = select(JobRow).where(
+            JobRow.id == job_id, JobRow.lease_token == token, JobRow.status == JobStatus.PROCESSING
+        )
+        async with self._session() as session:
+            found: JobRow | None = (await session.scalars(stmt)).one_or_none()
+        return found
+
+    async def outcome(self, job_id: str) -> tuple[JobStatus, dict[str, Any] | None] | None:
+        """The job's status and result, without the rest of its row."""
+        stmt = select(JobRow.status, JobRow.result).where(JobRow.id == job_id)
+        async with self._reader.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        return None if row is None else (row.status, row.result)
+
+    async def count(self, status: JobStatus) -> int:
+        stmt = select(func.count()).select_from(JobRow).where(JobRow.status == status)
+        async with self._reader.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def page(
+        self,
+        *,
+        owner_key_id: str | None,
+        any_owner: bool,
+        status: JobStatus | None,
+        limit: int,
+        below: str | None,
+    ) -> Sequence[JobRow]:
+        """Up to ``limit`` jobs, newest (highest id) first, with ids below ``below``."""
+        stmt = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        if not any_owner:
+            stmt = stmt.where(JobRow.owner_key_id == owner_key_id)
+        if status is not None:
+            stmt = stmt.where(JobRow.status == status)
+        if below is not None:
+            stmt = stmt.where(JobRow.id < below)
+        async with self._session() as session:
+            return (await session.scalars(stmt)).all()
+
+    async def delete(self, job_id: str) -> None:
+        """Deletes the job and its history."""
+        async with self.engine.begin() as conn:
+            # Explicit, not only ON DELETE CASCADE: SQLite honours that only with
+            # foreign keys switched on for the connection.
+            await conn.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
+            await conn.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    async def edit(
+        self, job_id: str, *, result: dict[str, Any], spec: dict[str, Any], event: dict[str, Any]
+    ) -> None:
+        """Replaces a finished job's result and spec, recording ``event`` beside them."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(result=result, spec=spec, updated_at=utcnow())
+            )
+            await conn.execute(
+                insert(JobEventRow).values(job_id=job_id, kind=EventKind.PROGRESS, data=event)
+            )
+
+    async def events_after(self, job_id: str, after_id: int = 0) -> Sequence[JobEventRow]:
+        stmt = (
+            select(JobEventRow)
+            .where(JobEventRow.job_id == job_id, JobEventRow.id > after_id)
+            .order_by(JobEventRow.id)
+        )
+        async with self._session() as session:
+            return (await session.scalars(stmt)).all()
+
+    async def recent_steps(self, limit: int) -> Sequence[dict[str, Any]]:
+        """The data of the last ``limit`` finished pipeline steps, of any job."""
+        stmt = (
+            select(JobEventRow.data)
+            .where(JobEventRow.kind == EventKind.STEP_FINISH)
+            .order_by(JobEventRow.id.desc())
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            return (await conn.execute(stmt)).scalars().all()
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         stmt = select(JobRow.status, func.count()).group_by(JobRow.status)

@@ -29,11 +29,12 @@ Guarantees (the contract suite in ``tests/integration/queue`` checks each of the
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Final, Literal, Protocol, Self, runtime_checkable
 
 from reelscribe.backends.db.enums import JobStatus, Priority
 
@@ -80,6 +81,78 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         raw = min(self.max_delay, self.base * self.factor ** max(0, attempt - 1))
         return raw * (1.0 + self.jitter * random.random())  # noqa: S311 (not for security)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """A job's row as a backend read it (locked) before a transition: what the
+    :class:`JobRules` decide from."""
+
+    status: JobStatus
+    priority: Priority
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: An :class:`Outcome` field left as the row has it.
+KEEP: Final = _Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A transition the :class:`JobRules` decided and a backend writes as it is.
+
+    Leaving ``processing`` always drops the lease and adds the attempt's time; a
+    final status stamps ``finished_at``; a change of status appends a ``job_events``
+    row with ``event`` as its data (beside ``from`` and ``to``)."""
+
+    status: JobStatus
+    #: ``queued``: due after this many seconds.
+    retry_in: float | None = None
+    message: str | _Keep | None = KEEP
+    #: ``(code, message)`` recorded on the job.
+    error: tuple[str, str] | None = None
+    #: ``uncount``: the attempt does not count; ``restart``: a retry by hand (attempts,
+    #: cancellation and the end time start afresh).
+    attempts: Literal["keep", "uncount", "restart"] = "keep"
+    cancel_requested: bool | None = None
+    priority: Priority | None = None
+    event: dict[str, Any] = field(default_factory=dict)
+
+
+class JobRules(Protocol):
+    """The job rules a backend asks while it holds a job's row: what each request
+    does to a job in a given state. :class:`~reelscribe.service.manager.JobManager`
+    is the one implementation; backends only read, lock and write."""
+
+    def failed(self, state: LeaseState, error: ReelscribeError, retryable: bool | None) -> Outcome:
+        """The lease holder reports ``error``: retry, fail or (cancelled meanwhile) cancel."""
+        ...
+
+    def released(self, state: LeaseState) -> Outcome:
+        """The lease holder gives the job back (graceful shutdown)."""
+        ...
+
+    def stopped(self) -> Outcome:
+        """The lease holder stopped because cancellation was requested."""
+        ...
+
+    def enqueued(self, state: LeaseState, priority: Priority | None) -> Outcome | None:
+        """Someone asks for the job to run (None: nothing to change)."""
+        ...
+
+    def cancelled(self, state: LeaseState) -> Outcome | None:
+        """Someone asks for the job to stop (None: nothing to change)."""
+        ...
+
+    def expired(self, state: LeaseState) -> Outcome | None:
+        """The job's lease expired (None: it may run again; the next claim takes it)."""
+        ...
 
 
 @runtime_checkable

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelscribe.backends.db.enums import JobStatus, Priority
 from reelscribe.backends.faults import describe
-from reelscribe.backends.queue.base import Backoff, Claim
-from reelscribe.backends.queue.leases import LeaseTable
+from reelscribe.backends.queue.base import Backoff, Claim, JobRules
+from reelscribe.backends.queue.leases import LeaseTable, default_rules
 from reelscribe.errors import ReelscribeError
 
 log = logging.getLogger("reelscribe.queue")
@@ -29,6 +29,8 @@ log = logging.getLogger("reelscribe.queue")
 class DatabaseQueue:
     """A :class:`~reelscribe.backends.queue.base.Queue` on the jobs table.
 
+    ``rules`` decide every transition (default: a
+    :class:`~reelscribe.service.manager.JobManager` with ``backoff``);
     ``poll_interval`` bounds a wait where no notification can arrive (SQLite, or a
     PostgreSQL driver without LISTEN support here); ``reap_interval`` is how often
     ``claim`` ends jobs whose lease expired for good.
@@ -38,13 +40,15 @@ class DatabaseQueue:
         self,
         engine: AsyncEngine,
         *,
+        rules: JobRules | None = None,
         backoff: Backoff | None = None,
         channel: str = "reelscribe_jobs",
         poll_interval: float = 1.0,
         reap_interval: float = 5.0,
     ) -> None:
         self.engine = engine
-        self.leases = LeaseTable(engine, backoff or Backoff(), notify_channel=channel)
+        self.rules = rules or default_rules(backoff)
+        self.leases = LeaseTable(engine, notify_channel=channel)
         self.channel = channel
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
@@ -69,7 +73,8 @@ class DatabaseQueue:
             self._listener = None
 
     async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
-        status = (await self.leases.enqueue(job_id, priority)).status
+        state = await self.leases.request(job_id, lambda s: self.rules.enqueued(s, priority))
+        status = state.status
         # Workers in this process (``reelscribe serve``) wake at once, without waiting
         # for a poll (SQLite) or a round trip through NOTIFY (PostgreSQL).
         self._local.set()
@@ -101,22 +106,21 @@ class DatabaseQueue:
     async def fail(
         self, claim: Claim, error: ReelscribeError, *, retryable: bool | None = None
     ) -> JobStatus:
-        retry = error.retryable if retryable is None else retryable
-        status, _ = await self.leases.fail(claim, error, retry)
-        return status
+        outcome = await self.leases.decide(claim, lambda s: self.rules.failed(s, error, retryable))
+        return outcome.status
 
     async def release(self, claim: Claim) -> None:
-        await self.leases.release(claim)
+        await self.leases.decide(claim, self.rules.released)
 
     async def cancelled(self, claim: Claim) -> None:
-        await self.leases.cancelled(claim)
+        await self.leases.settle(claim, self.rules.stopped())
 
     async def cancel(self, job_id: str) -> JobStatus:
-        return await self.leases.cancel(job_id)
+        return (await self.leases.request(job_id, self.rules.cancelled)).status
 
     async def reap(self) -> int:
         self._last_reap = time.monotonic()
-        return await self.leases.reap()
+        return await self.leases.reap(self.rules.expired)
 
     async def wait(self, timeout: float) -> None:
         due = await self.leases.next_due()

@@ -6,14 +6,16 @@ it. Two statement shapes, the same on SQLite and PostgreSQL:
 * a claim is ONE ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)
   RETURNING …``; SQLite renders no ``FOR UPDATE`` and needs none, since its write
   transactions begin IMMEDIATE and so run one at a time;
-* a write that depends on the row's current state (fail, release, cancel, enqueue)
-  first locks the row with ``SELECT … FOR UPDATE``, fenced on the lease token, then
-  decides in Python and updates.
+* a write that depends on the row's current state (fail, release, cancel, enqueue,
+  reap) first locks the row with ``SELECT … FOR UPDATE`` (fenced on the lease token
+  for the lease holder's calls), asks the job rules
+  (:class:`~reelscribe.backends.queue.base.JobRules`, decided in the service layer)
+  for an :class:`~reelscribe.backends.queue.base.Outcome`, and writes it as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,7 +23,6 @@ from sqlalchemy import (
     Float,
     FromClause,
     Integer,
-    Row,
     String,
     Table,
     and_,
@@ -42,10 +43,19 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from reelscribe.backends.db.batching import GroupCommit
 from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import EventKind, JobStatus, Priority
+from reelscribe.backends.db.leasing import lease_due
 from reelscribe.backends.db.schema import JobEventRow, JobRow
 from reelscribe.backends.db.types import seconds_since, utc_after, utcnow
-from reelscribe.backends.queue.base import Backoff, Claim, JobNotFoundError, LeaseLost
-from reelscribe.errors import ReelscribeError
+from reelscribe.backends.queue.base import (
+    KEEP,
+    Backoff,
+    Claim,
+    JobNotFoundError,
+    JobRules,
+    LeaseLost,
+    LeaseState,
+    Outcome,
+)
 
 J = JobRow
 T = cast(Table, JobRow.__table__)
@@ -107,33 +117,29 @@ def _fence(claim: Claim) -> ColumnElement[bool]:
     )
 
 
-def _claim_statement(where: ColumnElement[bool]) -> ReturningUpdate[Any]:
-    return (
-        update(T)
-        .where(where)
-        .values(
-            status=JobStatus.PROCESSING,
-            lease_owner=_P_WORKER,
-            lease_token=T.c.lease_token + 1,
-            attempts=T.c.attempts + 1,
-            lease_expires_at=utc_after(_P_LEASE),
-            heartbeat_at=utcnow(),
-            started_at=utcnow(),
-            status_message=case(
-                (T.c.status == JobStatus.PROCESSING, literal(RECLAIMED_MESSAGE)), else_=null()
-            ),
-        )
-        .returning(
-            T.c.id,
-            T.c.lease_token,
-            T.c.attempts,
-            T.c.max_attempts,
-            T.c.priority,
-            T.c.lease_expires_at,
-            T.c.spec,
-            T.c.status_message,
-        )
-    )
+#: What a claim sets: the lease, a new fencing token, one more attempt.
+_CLAIMED: dict[str, Any] = {
+    "status": JobStatus.PROCESSING,
+    "lease_owner": _P_WORKER,
+    "lease_token": T.c.lease_token + 1,
+    "attempts": T.c.attempts + 1,
+    "lease_expires_at": utc_after(_P_LEASE),
+    "heartbeat_at": utcnow(),
+    "started_at": utcnow(),
+    "status_message": case(
+        (T.c.status == JobStatus.PROCESSING, literal(RECLAIMED_MESSAGE)), else_=null()
+    ),
+}
+_CLAIM_RETURNS = (
+    T.c.id,
+    T.c.lease_token,
+    T.c.attempts,
+    T.c.max_attempts,
+    T.c.priority,
+    T.c.lease_expires_at,
+    T.c.spec,
+    T.c.status_message,
+)
 
 
 # Columns cleared whenever a job leaves ``processing``.
@@ -154,6 +160,37 @@ def _finish(status: JobStatus) -> dict[str, Any]:
 
 def _requeue(after: float) -> dict[str, Any]:
     return {"status": JobStatus.QUEUED, "run_after": utc_after(after)}
+
+
+#: The columns a rule decides from, in :class:`LeaseState`'s order.
+_LOCKED = (J.status, J.priority, J.attempts, J.max_attempts, J.cancel_requested)
+
+Decide = Callable[[LeaseState], Outcome]
+MaybeDecide = Callable[[LeaseState], Outcome | None]
+
+
+def _values(old: JobStatus, outcome: Outcome) -> dict[str, Any]:
+    """The column values that write ``outcome`` over a row in status ``old``."""
+    values: dict[str, Any] = {} if outcome.status is old else {"status": outcome.status}
+    if old is JobStatus.PROCESSING and outcome.status is not JobStatus.PROCESSING:
+        values |= _end_attempt()
+    if outcome.status.is_terminal:
+        values |= _finish(outcome.status)
+    elif outcome.status is JobStatus.QUEUED and outcome.retry_in is not None:
+        values |= _requeue(after=outcome.retry_in)
+    if outcome.message is not KEEP:
+        values["status_message"] = outcome.message
+    if outcome.error is not None:
+        values["error_code"], values["error_message"] = outcome.error
+    if outcome.attempts == "uncount":
+        values["attempts"] = J.attempts - 1
+    elif outcome.attempts == "restart":
+        values |= {"attempts": 0, "cancel_requested": False, "finished_at": None}
+    if outcome.cancel_requested is not None:
+        values["cancel_requested"] = outcome.cancel_requested
+    if outcome.priority is not None:
+        values["priority"] = outcome.priority
+    return values
 
 
 def _complete_statement(
@@ -180,19 +217,19 @@ _COMPLETE = {
     for retained in (False, True)
 }
 
-_CANDIDATE = T.alias("candidate")
 #: ONE statement: pick the first claimable row (skipping rows another transaction has
 #: locked) and lease it.
-_CLAIM_NEXT = _claim_statement(
-    T.c.id
-    == select(_CANDIDATE.c.id)
-    .where(_claimable(_CANDIDATE))
-    .order_by(_CANDIDATE.c.priority, _CANDIDATE.c.created_at, _CANDIDATE.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .scalar_subquery()
+_CLAIM_NEXT = lease_due(
+    T,
+    due=_claimable,
+    order=lambda t: (t.c.priority, t.c.created_at, t.c.id),
+    limit=1,
+    values=_CLAIMED,
+    returning=_CLAIM_RETURNS,
 )
-_CLAIM_JOB = _claim_statement(and_(T.c.id == _P_JOB, _claimable(T)))
+_CLAIM_JOB = (
+    update(T).where(T.c.id == _P_JOB, _claimable(T)).values(_CLAIMED).returning(*_CLAIM_RETURNS)
+)
 _HEARTBEAT = (
     update(T)
     .where(_FENCE)
@@ -210,12 +247,9 @@ class LeaseTable:
     """Queue operations on the jobs table. ``notify_channel``: PostgreSQL channel told
     (in the same transaction) when a job becomes claimable now."""
 
-    def __init__(
-        self, engine: AsyncEngine, backoff: Backoff, notify_channel: str | None = None
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, notify_channel: str | None = None) -> None:
         self.engine = engine
         self._reader = reader(engine)
-        self.backoff = backoff
         self.notify_channel = notify_channel if engine.dialect.name == "postgresql" else None
         # Notifications for jobs submitted together go out in one transaction.
         self._notifies: GroupCommit[Priority, None] = GroupCommit(self._notify_batch)
@@ -297,112 +331,41 @@ class LeaseTable:
                 conn, claim.job_id, JobStatus.PROCESSING, status, attempt=claim.attempt
             )
 
-    async def cancelled(self, claim: Claim) -> None:
-        values = _end_attempt() | _finish(JobStatus.CANCELLED)
-        values["status_message"] = "cancelled"
+    async def settle(self, claim: Claim, outcome: Outcome) -> None:
+        """Writes ``outcome`` for the lease holder, fenced on its token (no lock: the
+        outcome does not depend on the row)."""
+        values = _values(JobStatus.PROCESSING, outcome)
         async with self.engine.begin() as conn:
             done = await conn.execute(update(J).where(_fence(claim)).values(values).returning(J.id))
             if done.one_or_none() is None:
                 raise _lost(claim)
-            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, JobStatus.CANCELLED)
+            await self._transition(
+                conn, claim.job_id, JobStatus.PROCESSING, outcome.status, **outcome.event
+            )
 
-    async def fail(
-        self, claim: Claim, error: ReelscribeError, retryable: bool
-    ) -> tuple[JobStatus, float]:
-        """Returns the new status and, when re-queued, the seconds until the retry."""
+    async def decide(self, claim: Claim, rules: Decide) -> Outcome:
+        """Locks the lease holder's row, asks ``rules`` and writes their outcome
+        (waking workers when it makes the job claimable now)."""
         async with self.engine.begin() as conn:
-            row = await self._lock_lease(conn, claim)
-            data: dict[str, Any] = {
-                "attempt": row.attempts,
-                "error": {"code": error.code, "message": error.message},
-            }
-            values: dict[str, Any] = _end_attempt() | {
-                "error_code": error.code,
-                "error_message": error.message,
-            }
-            retry_in = 0.0
-            if row.cancel_requested:
-                status = JobStatus.CANCELLED
-                values |= _finish(status)
-            elif retryable and row.attempts < row.max_attempts:
-                status = JobStatus.QUEUED
-                delay = retry_in = self.backoff.delay(row.attempts)
-                data["retry_in"] = round(delay, 3)
-                values |= _requeue(after=delay) | {
-                    "status_message": f"attempt {row.attempts} failed; retrying in {delay:.1f} s"
-                }
-            else:
-                status = JobStatus.FAILED
-                data["retryable"] = retryable
-                values |= _finish(status)
-            await conn.execute(update(J).where(J.id == claim.job_id).values(values))
-            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, status, **data)
-        return status, retry_in
-
-    async def release(self, claim: Claim) -> JobStatus:
-        async with self.engine.begin() as conn:
-            row = await self._lock_lease(conn, claim)
-            if row.cancel_requested:
-                status = JobStatus.CANCELLED
-                values = _end_attempt() | _finish(status)
-            else:
-                # The attempt was cut short by shutdown, not by the job: do not count it.
-                status = JobStatus.QUEUED
-                values = (
-                    _end_attempt()
-                    | _requeue(after=0.0)
-                    | {
-                        "attempts": J.attempts - 1,
-                        "status_message": "released by a worker that shut down",
-                    }
-                )
-            await conn.execute(update(J).where(J.id == claim.job_id).values(values))
-            await self._transition(conn, claim.job_id, JobStatus.PROCESSING, status, released=True)
-            if status is JobStatus.QUEUED:
-                await self._notify(conn, row.priority)
-        return status
+            state = await self._lock_lease(conn, claim)
+            outcome = rules(state)
+            await self._apply(conn, claim.job_id, state, outcome)
+        return outcome
 
     # --- requests about any job -------------------------------------------------
 
-    async def enqueue(self, job_id: str, priority: Priority | None) -> JobState:
+    async def request(self, job_id: str, rules: MaybeDecide) -> JobState:
+        """Locks any job's row, asks ``rules`` and writes their outcome, if any.
+        Returns the job's state after it. Raises :class:`JobNotFoundError`."""
         async with self.engine.begin() as conn:
-            row = await self._lock(conn, job_id)
-            values: dict[str, Any] = {}
-            if row.status is JobStatus.FAILED:  # a retry by hand starts afresh
-                values = _requeue(after=0.0) | {
-                    "attempts": 0,
-                    "cancel_requested": False,
-                    "finished_at": None,
-                    "status_message": None,
-                }
-            waiting = row.status in (JobStatus.QUEUED, JobStatus.FAILED)
-            if waiting and priority is not None and row.priority != priority:
-                values["priority"] = priority
-            if values:
-                await conn.execute(update(J).where(J.id == job_id).values(values))
-            if row.status is JobStatus.FAILED:
-                await self._transition(conn, job_id, JobStatus.FAILED, JobStatus.QUEUED, retry=True)
-            state = await self._state(conn, job_id)
-            if state.status is JobStatus.QUEUED and state.due:
-                await self._notify(conn, state.priority)
-        return state
-
-    async def cancel(self, job_id: str) -> JobStatus:
-        async with self.engine.begin() as conn:
-            row = await self._lock(conn, job_id)
-            if row.status is JobStatus.QUEUED:
-                values = _finish(JobStatus.CANCELLED) | {"status_message": "cancelled"}
-                await conn.execute(update(J).where(J.id == job_id).values(values))
-                await self._transition(conn, job_id, JobStatus.QUEUED, JobStatus.CANCELLED)
-                return JobStatus.CANCELLED
-            if row.status is JobStatus.PROCESSING and not row.cancel_requested:
-                await conn.execute(
-                    update(J)
-                    .where(J.id == job_id)
-                    .values(cancel_requested=True, status_message="cancellation requested")
-                )
-            status: JobStatus = row.status
-            return status
+            state = await self._lock(conn, job_id)
+            outcome = rules(state)
+            if outcome is not None:
+                await self._apply(conn, job_id, state, outcome, notify=False)
+            after = await self._state(conn, job_id)
+            if after.status is JobStatus.QUEUED and after.due:
+                await self._notify(conn, after.priority)
+        return after
 
     async def state(self, job_id: str) -> JobState | None:
         async with self._reader.connect() as conn:
@@ -411,38 +374,22 @@ class LeaseTable:
             except JobNotFoundError:
                 return None
 
-    async def reap(self) -> int:
-        expired = and_(J.status == JobStatus.PROCESSING, J.lease_expires_at < utcnow())
-        outcomes = (
-            (
-                J.cancel_requested.is_(True),
-                JobStatus.CANCELLED,
-                {"status_message": "cancelled"},
-            ),
-            (
-                J.attempts >= J.max_attempts,
-                JobStatus.FAILED,
-                {
-                    "error_code": "lease_expired",
-                    "error_message": "the worker stopped responding and no attempts are left",
-                },
-            ),
+    async def reap(self, rules: MaybeDecide) -> int:
+        """Asks ``rules`` about every job whose lease expired and writes their outcomes.
+        Returns how many jobs changed."""
+        expired = (
+            select(J.id, *_LOCKED)
+            .where(J.status == JobStatus.PROCESSING, J.lease_expires_at < utcnow())
+            .with_for_update(skip_locked=True)  # a row being claimed is the claim's
         )
         count = 0
         async with self.engine.begin() as conn:
-            for condition, status, extra in outcomes:
-                stmt = (
-                    update(J)
-                    .where(expired, condition)
-                    .values(_end_attempt() | _finish(status) | extra)
-                    .returning(J.id)
-                )
-                ids = (await conn.execute(stmt)).scalars().all()
-                for job_id in ids:
-                    await self._transition(
-                        conn, job_id, JobStatus.PROCESSING, status, reason="lease_expired"
-                    )
-                count += len(ids)
+            for row in (await conn.execute(expired)).all():
+                state = LeaseState(*row[1:])
+                outcome = rules(state)
+                if outcome is not None:
+                    await self._apply(conn, row.id, state, outcome, notify=False)
+                    count += 1
         return count
 
     async def next_due(self) -> float | None:
@@ -467,31 +414,34 @@ class LeaseTable:
 
     # --- helpers ----------------------------------------------------------------
 
-    async def _lock(
-        self, conn: AsyncConnection, job_id: str
-    ) -> Row[JobStatus, Priority, int, int, bool]:
-        stmt = (
-            select(J.status, J.priority, J.attempts, J.max_attempts, J.cancel_requested)
-            .where(J.id == job_id)
-            .with_for_update()
-        )
+    async def _lock(self, conn: AsyncConnection, job_id: str) -> LeaseState:
+        stmt = select(*_LOCKED).where(J.id == job_id).with_for_update()
         row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             raise JobNotFoundError(f"no job {job_id}")
-        return row
+        return LeaseState(*row)
 
-    async def _lock_lease(
-        self, conn: AsyncConnection, claim: Claim
-    ) -> Row[Priority, int, int, bool]:
-        stmt = (
-            select(J.priority, J.attempts, J.max_attempts, J.cancel_requested)
-            .where(_fence(claim))
-            .with_for_update()
-        )
+    async def _lock_lease(self, conn: AsyncConnection, claim: Claim) -> LeaseState:
+        stmt = select(*_LOCKED).where(_fence(claim)).with_for_update()
         row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             raise _lost(claim)
-        return row
+        return LeaseState(*row)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        job_id: str,
+        state: LeaseState,
+        outcome: Outcome,
+        *,
+        notify: bool = True,
+    ) -> None:
+        await conn.execute(update(J).where(J.id == job_id).values(_values(state.status, outcome)))
+        if outcome.status is not state.status:
+            await self._transition(conn, job_id, state.status, outcome.status, **outcome.event)
+        if notify and outcome.status is JobStatus.QUEUED and not outcome.retry_in:
+            await self._notify(conn, outcome.priority or state.priority)
 
     async def _state(self, conn: AsyncConnection, job_id: str) -> JobState:
         stmt = select(
@@ -526,6 +476,14 @@ class LeaseTable:
     ) -> None:
         payload = {"from": old.value, "to": new.value} | data
         await conn.execute(_EVENT, {"p_event_job": job_id, "p_data": payload})
+
+
+def default_rules(backoff: Backoff | None) -> JobRules:
+    """The service's :class:`~reelscribe.service.manager.JobManager`, for a queue
+    opened without rules of its own (imported late: the rules sit above the backends)."""
+    from reelscribe.service.manager import JobManager
+
+    return JobManager(backoff)
 
 
 def _lost(claim: Claim) -> LeaseLost:

@@ -41,8 +41,8 @@ from reelscribe.backends.db.engine import reader
 from reelscribe.backends.db.enums import JobStatus, Priority
 from reelscribe.backends.db.schema import JobRow
 from reelscribe.backends.db.types import seconds_since
-from reelscribe.backends.queue.base import Backoff, Claim
-from reelscribe.backends.queue.leases import LeaseTable
+from reelscribe.backends.queue.base import Backoff, Claim, JobRules
+from reelscribe.backends.queue.leases import LeaseTable, default_rules
 from reelscribe.errors import LeaseLost, ReelscribeError
 
 log = logging.getLogger("reelscribe.queue")
@@ -83,6 +83,7 @@ class RedisStreamQueue:
         *,
         prefix: str = "reelscribe",
         group: str = "workers",
+        rules: JobRules | None = None,
         backoff: Backoff | None = None,
         poll_interval: float = 1.0,
         reap_interval: float = 5.0,
@@ -90,7 +91,8 @@ class RedisStreamQueue:
         self.engine = engine
         self.redis = redis
         self.group = group
-        self.leases = LeaseTable(engine, backoff or Backoff())
+        self.rules = rules or default_rules(backoff)
+        self.leases = LeaseTable(engine)
         self.streams = {priority: f"{prefix}:{priority.value}" for priority in _ORDER}
         self.delayed_key = f"{prefix}:delayed"
         self.poll_interval = poll_interval
@@ -158,7 +160,7 @@ class RedisStreamQueue:
     # --- producing ----------------------------------------------------------------
 
     async def enqueue(self, job_id: str, priority: Priority | None = None) -> JobStatus:
-        state = await self.leases.enqueue(job_id, priority)
+        state = await self.leases.request(job_id, lambda s: self.rules.enqueued(s, priority))
         if state.status is JobStatus.QUEUED:
             await self._call(lambda: self._deliver(job_id, state.priority, state.due_in))
         return state.status
@@ -289,33 +291,33 @@ class RedisStreamQueue:
     async def fail(
         self, claim: Claim, error: ReelscribeError, *, retryable: bool | None = None
     ) -> JobStatus:
-        retry = error.retryable if retryable is None else retryable
-        status, retry_in = await self.leases.fail(claim, error, retry)
+        outcome = await self.leases.decide(claim, lambda s: self.rules.failed(s, error, retryable))
+        status = outcome.status
         if status is JobStatus.QUEUED:
-            delay = max(retry_in, 0.001)
+            delay = max(outcome.retry_in or 0.0, 0.001)
             await self._call(lambda: self._deliver(claim.job_id, claim.priority, delay))
         await self._drop(*self._receipt(claim))
         return status
 
     async def release(self, claim: Claim) -> None:
-        status = await self.leases.release(claim)
-        if status is JobStatus.QUEUED:
+        outcome = await self.leases.decide(claim, self.rules.released)
+        if outcome.status is JobStatus.QUEUED:
             await self._call(lambda: self._deliver(claim.job_id, claim.priority, 0.0))
         await self._drop(*self._receipt(claim))
 
     async def cancelled(self, claim: Claim) -> None:
-        await self.leases.cancelled(claim)
+        await self.leases.settle(claim, self.rules.stopped())
         await self._drop(*self._receipt(claim))
 
     # --- anyone's calls ---------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> JobStatus:
         # A queued job's entry stays behind; the claim that reads it drops it.
-        return await self.leases.cancel(job_id)
+        return (await self.leases.request(job_id, self.rules.cancelled)).status
 
     async def reap(self) -> int:
         self._last_reap = time.monotonic()
-        return await self.leases.reap()
+        return await self.leases.reap(self.rules.expired)
 
     async def wait(self, timeout: float) -> None:
         """Blocks on the streams for new entries (entries added between the last claim
