@@ -337,11 +337,13 @@ def _open(client: httpx.Client, url: str, guard: URLGuard) -> Iterator[httpx.Res
     raise TooManyRedirectsError(f"fetching {url} failed: more than {MAX_REDIRECTS} redirects")
 
 
-def _check_status(response: httpx.Response, url: str) -> None:
+def check_status(response: httpx.Response, url: str, *, doing: str = "fetching") -> None:
+    """An HTTP error status as the source error it means (shared with the duration
+    probe of estimates, ``doing="probing"``)."""
     status = response.status_code
     if status < 400:
         return
-    what = f"fetching {url} failed: HTTP {status} {response.reason_phrase}"
+    what = f"{doing} {url} failed: HTTP {status} {response.reason_phrase}"
     if status in (401, 403):
         raise AuthRequiredError(f"{what}: {COOKIES_HINT}")
     if status in (404, 410):
@@ -359,7 +361,7 @@ def _save(
     progress: ProgressCallback | None,
     pace: Pace | None = None,
 ) -> Path:
-    _check_status(response, url)
+    check_status(response, url)
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in _EXTRACTOR_TYPES:
         raise _NotMedia

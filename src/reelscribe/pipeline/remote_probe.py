@@ -27,18 +27,16 @@ from pathlib import Path
 import httpx
 
 from reelscribe.errors import (
-    AuthRequiredError,
     DurationUnknownError,
     MediaError,
     NetworkError,
-    SourceError,
     SourceNotFoundError,
     TooManyRedirectsError,
     UnsupportedSourceError,
 )
 from reelscribe.media.cookies import cookie_file
 from reelscribe.netguard import Pace, URLGuard, guarded_transport
-from reelscribe.pipeline.fetch import FetchOptions
+from reelscribe.pipeline.fetch import FetchOptions, check_status
 
 #: What one range request asks for; the demuxer's reads are served from these blocks.
 BLOCK = 64 * 1024
@@ -240,26 +238,12 @@ def _get(
             current = str(response.url.join(response.headers.get("location", "")))
             continue
         try:
-            _check_status(response, url)
+            check_status(response, url, doing="probing")
             yield response
         finally:
             response.close()
         return
     raise TooManyRedirectsError(f"probing {url} failed: more than {MAX_REDIRECTS} redirects")
-
-
-def _check_status(response: httpx.Response, url: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    what = f"probing {url} failed: HTTP {status} {response.reason_phrase}"
-    if status in (401, 403):
-        raise AuthRequiredError(what)
-    if status in (404, 410):
-        raise SourceNotFoundError(what)
-    if status == 429 or status >= 500:
-        raise NetworkError(what)
-    raise SourceError(what)
 
 
 def _from_ytdlp(url: str, options: FetchOptions, guard: URLGuard, *, generic: bool) -> RemoteMedia:
