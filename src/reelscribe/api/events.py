@@ -5,8 +5,10 @@ First the job's history (``job_events``, each with its id, so a reconnecting cli
 polling the table every :data:`POLL_SECONDS` (every worker writes to the table, whatever
 the queue backend, so no second channel is needed). Between them a ``progress`` event
 (no id) whenever the job's status, percentage, stage or message changes, with an ETA
-extrapolated from the time spent so far. The stream ends, with an ``end`` event, once
-the job is in a terminal state and every event before that has been sent.
+extrapolated from the time spent so far. Stored notes (which engine made the
+transcript, lost speech, an edit of a finished job) come as ``note`` events. The stream
+ends, with an ``end`` event, once the job is in a terminal state and every event before
+that has been sent.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from reelscribe.api.deps import JobsDep, ReadKey
 from reelscribe.api.errors import error_responses
 from reelscribe.api.jobs import JobId
-from reelscribe.backends.db import JobEventRow, JobRow, JobStatus
+from reelscribe.backends.db import EventKind, JobEventRow, JobRow, JobStatus
 from reelscribe.service.jobs import JobService
 
 POLL_SECONDS = 0.3
@@ -48,7 +50,11 @@ def progress_data(row: JobRow, now: datetime | None = None) -> dict[str, Any]:
 
 def _sse(event: JobEventRow) -> ServerSentEvent:
     payload = {"kind": event.kind.value, "at": event.at.isoformat(), "data": event.data}
-    return ServerSentEvent(json.dumps(payload), event=event.kind.value, id=str(event.id))
+    # A stored progress-kind event is a note (which engine ran, lost speech, an edit), not
+    # a percentage: the SSE name ``progress`` stays the live state's alone, so a client
+    # can read ``progress`` from every event of that name.
+    name = "note" if event.kind is EventKind.PROGRESS else event.kind.value
+    return ServerSentEvent(json.dumps(payload), event=name, id=str(event.id))
 
 
 async def stream(jobs: JobService, job_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
@@ -82,7 +88,7 @@ async def stream(jobs: JobService, job_id: str, after: int) -> AsyncIterator[Ser
     response_class=EventSourceResponse,
     responses={
         200: {
-            "description": "event: transition | step_start | step_finish | progress | end",
+            "description": "event: transition | step_start | step_finish | note | progress | end",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     },
