@@ -45,7 +45,11 @@ def test_detection_costs_no_extra_encoder_pass(
 
     def run(language: str | None) -> tuple[int, Any]:
         counter.windows = 0
-        options = TranscribeOptions(engine=engine_options, batched=True, language=language)
+        # The per-stretch language check (pipeline/languages.py) is off: it re-detects
+        # and re-transcribes the German half on purpose, which is not what is measured.
+        options = TranscribeOptions(
+            engine=engine_options, batched=True, language=language, check_languages=False
+        )
         transcript = transcribe(audio, options, model=model)
         return counter.windows, transcript
 
