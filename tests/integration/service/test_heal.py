@@ -134,7 +134,9 @@ async def test_heartbeat_outage_keeps_the_job_and_its_folder(
     real_run = worker_module.run
     seen: dict[str, Any] = {}
 
-    def slow_run(request: Any, out: Path, work: Path, progress: Any, limits: Any) -> Any:
+    def slow_run(
+        request: Any, out: Path, work: Path, progress: Any, limits: Any, **engines: Any
+    ) -> Any:
         time.sleep(1.5)  # several heartbeats fail meanwhile
         result = real_run(request, out, work, progress, limits)
         seen["tmp_exists_at_end"] = out.parent.exists()
@@ -166,7 +168,9 @@ async def test_scratch_folder_outlives_an_abandoned_pipeline_thread(
 
     state: dict[str, Any] = {}
 
-    def stubborn_run(request: Any, out: Path, work: Path, progress: Any, limits: Any) -> Any:
+    def stubborn_run(
+        request: Any, out: Path, work: Path, progress: Any, limits: Any, **engines: Any
+    ) -> Any:
         work.mkdir(parents=True)
         deadline = time.monotonic() + 20
         try:
